@@ -1,0 +1,40 @@
+# colcompress: `make test` and `make run` install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Datasets: the shared folder when it is there, else ./data (downloaded on demand).
+COLCOMPRESS_DATA_DIR ?= $(if $(wildcard ../shared/data/beir),$(abspath ../shared/data/beir),$(CURDIR)/data)
+export COLCOMPRESS_DATA_DIR
+export WANDB_MODE ?= offline
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test test-fast run lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,sweep]"
+	touch $@
+
+install: $(VENV)/.installed  ## venv with the pinned dependencies
+
+test: install  ## the whole test suite (unit + tiny end-to-end runs)
+	$(PY) -m pytest tests -q
+
+test-fast: install  ## unit tests only
+	$(PY) -m pytest tests/unit -q
+
+run: install  ## train + index + evaluate with the default config (MiniLM, NFCorpus)
+	$(PY) -m colcompress.run $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check colcompress tests benchmarks experiments
+	$(VENV)/bin/ruff format --check colcompress tests benchmarks experiments
+
+format: install
+	$(VENV)/bin/ruff format colcompress tests benchmarks experiments
+	$(VENV)/bin/ruff check --fix colcompress tests benchmarks experiments
+
+clean:
+	rm -rf logs .cache .pytest_cache

@@ -1,0 +1,53 @@
+"""Rebuild a model from a colcompress checkpoint (for teachers and post-hoc evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from colcompress.models.colbert import ColBERT
+
+PREFIX = "model."
+
+
+def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) -> ColBERT:
+    """Load the ``model.*`` weights of a Lightning checkpoint into ``model``.
+
+    Parameters
+    ----------
+    model : ColBERT
+        Built with the same backbone and projection as the checkpoint's model.
+        Compressor parameters absent from the checkpoint (a post-hoc compressor
+        applied to a model trained without it) keep their initial values.
+    path : str or Path
+        A ``.ckpt`` written by colcompress training.
+    strict : bool
+        Require every encoder/projection weight to be present and to match.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    if "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    state = {
+        k[len(PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(PREFIX)
+    }
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("compressor.")]
+    if strict and (missing or unexpected):
+        raise ValueError(
+            f"{path} does not match the configured model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]} (check model.* and compressor=)"
+        )
+    return model
+
+
+def model_config(path: str | Path) -> dict[str, Any]:
+    """The model config stored in a colcompress checkpoint."""
+    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=False)
+    if "colcompress_model_config" not in checkpoint:
+        raise ValueError(f"{path} carries no colcompress model config")
+    return checkpoint["colcompress_model_config"]

@@ -1,0 +1,166 @@
+"""The Compressor contract: token states in, at most ``budget`` vectors out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from colcompress.models.states import TokenStates
+
+
+@dataclass
+class Compressed:
+    """A compressed multi-vector representation.
+
+    Attributes
+    ----------
+    vectors : Tensor[B, M, D]
+        Output vectors, M <= budget. Rows beyond a document's count are padding.
+    mask : Tensor[B, M]
+        Bool, True for real vectors. Padding rows are masked so they can never
+        win a MaxSim.
+    """
+
+    vectors: Tensor
+    mask: Tensor
+
+    def unpadded(self) -> list[Tensor]:
+        """Split into per-sequence tensors ``[m_i, D]`` without padding rows."""
+        return [v[m] for v, m in zip(self.vectors, self.mask.bool())]
+
+
+class Compressor(nn.Module):
+    """Maps token states ``[B, N, H]`` to at most ``budget`` vectors per sequence.
+
+    A compressor acts on the *projected* token vectors ``[B, N, D]`` (already
+    L2-normalised where the model normalises) through :meth:`compress`. Methods
+    that need the encoder's cooperation declare it with the class attributes:
+
+    Attributes
+    ----------
+    applies_to_queries : bool
+        Whether queries are compressed too (CRISP clusters both sides).
+    budget_fixed_at_train : bool
+        True when the test-time budget must equal the training budget
+        (seqresize, memtok: their parameters are shaped by it).
+    num_extra_tokens : int
+        Learnable tokens the encoder appends to every document (memtok, agc).
+    needs_attention : bool
+        Whether the encoder must return last-layer attentions.
+
+    Parameters
+    ----------
+    budget : int or None
+        Maximum number of output vectors per sequence (None: method-defined).
+    posthoc : bool
+        Apply only at index/query time; training then sees uncompressed vectors
+        (post-hoc H-Pool, post-hoc k-means, static pruning, lossless pruning).
+    """
+
+    applies_to_queries: bool = False
+    budget_fixed_at_train: bool = False
+    num_extra_tokens: int = 0
+    needs_attention: bool = False
+
+    def __init__(self, budget: int | None = None, posthoc: bool = False) -> None:
+        super().__init__()
+        if budget is not None and budget < 1:
+            raise ValueError(f"compressor budget must be a positive integer, got {budget}")
+        self.budget = budget
+        self.train_budget = budget
+        self.posthoc = posthoc
+
+    def set_budget(self, budget: int | None) -> None:
+        """Change the budget used at index time.
+
+        Raises
+        ------
+        ValueError
+            If this compressor's parameters fix the budget and ``budget`` differs.
+        """
+        if self.budget_fixed_at_train and budget != self.train_budget:
+            raise ValueError(
+                f"{type(self).__name__} was trained with budget={self.train_budget} and "
+                f"cannot index with budget={budget}: its parameters are shaped by the "
+                "training budget (set compressor.test_budget to null or to the training budget)"
+            )
+        if budget is not None and budget < 1:
+            raise ValueError(f"compressor budget must be a positive integer, got {budget}")
+        self.budget = budget
+
+    def extra_token_embeddings(self) -> Tensor | None:
+        """Input embeddings ``[T, H]`` of the learnable tokens to append, or None."""
+        return None
+
+    def forward(
+        self, vectors: Tensor, states: TokenStates, extra_vectors: Tensor | None = None
+    ) -> Compressed:
+        """Compress projected token vectors.
+
+        Parameters
+        ----------
+        vectors : Tensor[B, N, D]
+            Projected (and normalised) token vectors aligned with ``states.hidden``.
+        states : TokenStates
+            Masks, ids, appended-token states and attentions from the encoder.
+        extra_vectors : Tensor[B, T, D] or None
+            Projected (and normalised) states of the appended learnable tokens.
+
+        Returns
+        -------
+        Compressed
+        """
+        raise NotImplementedError
+
+    def regularization(self, docs: Compressed) -> dict[str, Tensor]:
+        """Weighted loss terms this compressor adds during training.
+
+        Parameters
+        ----------
+        docs : Compressed
+            The document representations the training loss scores (uncompressed
+            when the compressor is post-hoc).
+
+        Returns
+        -------
+        dict of str to Tensor
+            Name -> scalar, already multiplied by its configured weight; the
+            training module adds them to the loss and logs each.
+        """
+        return {}
+
+
+class NoCompression(Compressor):
+    """Plain ColBERT: every contextual token vector is kept."""
+
+    def forward(
+        self, vectors: Tensor, states: TokenStates, extra_vectors: Tensor | None = None
+    ) -> Compressed:
+        return Compressed(vectors=vectors, mask=states.mask.bool())
+
+
+def pack(vectors: list[Tensor], dim: int, device: torch.device | None = None) -> Compressed:
+    """Pad a list of ``[m_i, D]`` tensors into a masked batch.
+
+    Parameters
+    ----------
+    vectors : list of Tensor[m_i, D]
+    dim : int
+        D, used when every tensor is empty.
+
+    Returns
+    -------
+    Compressed
+        ``vectors[B, max m_i, D]`` with zero padding rows masked out.
+    """
+    m = max((v.shape[0] for v in vectors), default=0)
+    device = device or (vectors[0].device if vectors else None)
+    dtype = vectors[0].dtype if vectors else torch.float32
+    out = torch.zeros(len(vectors), max(m, 1), dim, device=device, dtype=dtype)
+    mask = torch.zeros(len(vectors), max(m, 1), dtype=torch.bool, device=device)
+    for i, v in enumerate(vectors):
+        out[i, : v.shape[0]] = v
+        mask[i, : v.shape[0]] = True
+    return Compressed(out, mask)

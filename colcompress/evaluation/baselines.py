@@ -1,0 +1,166 @@
+"""Reference rows for every report: BM25 and the zero-shot backbone.
+
+- ``bm25``: bm25s with English stemming (the same retriever that mines negatives).
+- ``dense``: the backbone as a single-vector model (mean pooling, cosine).
+- ``multivector``: the backbone's own token vectors (no projection, L2-normalised)
+  scored with exact MaxSim: what late interaction gives before any training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from colcompress.data.beir import BeirData
+from colcompress.data.negatives import bm25_search
+from colcompress.evaluation.metrics import DEFAULT_METRICS, compute_metrics
+from colcompress.evaluation.results import write_json
+from colcompress.index.flat import FlatIndex
+from colcompress.models.colbert import ColBERT
+
+log = logging.getLogger(__name__)
+BASELINES = ("bm25", "dense", "multivector")
+
+
+def _topk_run(
+    scores: torch.Tensor, query_ids: list[str], doc_ids: list[str], k: int
+) -> dict[str, dict[str, float]]:
+    values, idx = scores.topk(min(k, scores.shape[1]), dim=1)
+    return {
+        q: {doc_ids[j]: float(v) for v, j in zip(vs.tolist(), js.tolist())}
+        for q, vs, js in zip(query_ids, values, idx)
+    }
+
+
+@torch.no_grad()
+def _backbone_vectors(
+    model: ColBERT, texts: list[str], is_query: bool, batch_size: int
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Token vectors ``[n_i, H]`` (L2-normalised) and mean-pooled ``[n, H]`` vectors."""
+    model.eval()
+    tokens: list[torch.Tensor] = []
+    pooled: list[torch.Tensor] = []
+    tokenize = model.tokenize_queries if is_query else model.tokenize_documents
+    for start in range(0, len(texts), batch_size):
+        batch = tokenize(texts[start : start + batch_size])
+        hidden = model.encoder(batch.input_ids, batch.attention_mask).hidden
+        mask = batch.attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled.append(F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
+        normed = F.normalize(hidden, dim=-1)
+        tokens.extend(v[m] for v, m in zip(normed, batch.attention_mask.bool()))
+    return tokens, torch.cat(pooled)
+
+
+def _cache_path(cache_dir: Path, data: BeirData, settings: dict[str, Any]) -> Path:
+    digest = hashlib.sha256(
+        json.dumps(
+            [data.name, sorted(data.corpus), sorted(data.queries), settings], sort_keys=True
+        ).encode()
+    ).hexdigest()[:16]
+    return cache_dir / "baselines" / f"{data.name}-{digest}.json"
+
+
+def evaluate_baselines(
+    data: BeirData,
+    backbone: str = "minilm",
+    names: list[str] | tuple[str, ...] = BASELINES,
+    top_k: int = 100,
+    query_length: int = 32,
+    doc_length: int = 300,
+    batch_size: int = 32,
+    metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS,
+    cache_dir: str | Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Evaluate the reference baselines on one split (cached on disk).
+
+    Parameters
+    ----------
+    data : BeirData
+    backbone : str
+        The zero-shot backbone (the trained model's starting point).
+    names : sequence of {"bm25", "dense", "multivector"}
+    top_k : int
+    query_length, doc_length : int
+        Truncation lengths (the trained model's).
+    batch_size : int
+    metrics : sequence of ranx metric names
+    cache_dir : path or None
+        Results are cached under ``cache_dir/baselines`` keyed by the data and settings.
+
+    Returns
+    -------
+    dict of baseline name -> {"metrics": ..., "seconds": ...}
+    """
+    unknown = sorted(set(names) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}: choose from {list(BASELINES)}")
+    settings = {
+        "backbone": backbone, "top_k": top_k, "query_length": query_length,
+        "doc_length": doc_length, "metrics": list(metrics),
+    }
+    cache = _cache_path(Path(cache_dir), data, settings) if cache_dir else None
+    cached: dict[str, dict[str, Any]] = {}
+    if cache is not None and cache.exists():
+        cached = json.loads(cache.read_text())
+    out = {n: cached[n] for n in names if n in cached}
+    todo = [n for n in names if n not in out]
+    if "bm25" in todo:
+        start = time.perf_counter()
+        run = bm25_search(data, top_k)
+        out["bm25"] = {"metrics": compute_metrics(data.qrels, run, metrics),
+                       "seconds": time.perf_counter() - start}
+    neural = [n for n in todo if n != "bm25"]
+    if neural:
+        out.update(_neural_baselines(data, backbone, neural, top_k, query_length, doc_length,
+                                     batch_size, metrics))
+    if cache is not None and todo:
+        write_json({**cached, **out}, cache)
+    return {n: out[n] for n in names}
+
+
+def _neural_baselines(
+    data: BeirData,
+    backbone: str,
+    names: list[str],
+    top_k: int,
+    query_length: int,
+    doc_length: int,
+    batch_size: int,
+    metrics: tuple[str, ...] | list[str],
+) -> dict[str, dict[str, Any]]:
+    model = ColBERT(
+        backbone, dim=None, query_length=query_length, doc_length=doc_length,
+        query_augmentation=False, skip_punctuation=False,
+    )
+    doc_ids, query_ids = list(data.corpus), list(data.queries)
+    start = time.perf_counter()
+    log.info("baselines: encoding %d documents with the zero-shot backbone", len(doc_ids))
+    doc_tokens, doc_pooled = _backbone_vectors(
+        model, [data.corpus[d].full_text for d in doc_ids], False, batch_size
+    )
+    q_tokens, q_pooled = _backbone_vectors(
+        model, [data.queries[q] for q in query_ids], True, batch_size
+    )
+    encode_s = time.perf_counter() - start
+    out: dict[str, dict[str, Any]] = {}
+    if "dense" in names:
+        start = time.perf_counter()
+        run = _topk_run(q_pooled @ doc_pooled.T, query_ids, doc_ids, top_k)
+        out["dense"] = {"metrics": compute_metrics(data.qrels, run, metrics),
+                        "seconds": encode_s + time.perf_counter() - start}
+    if "multivector" in names:
+        start = time.perf_counter()
+        index = FlatIndex()
+        index.build(doc_tokens, doc_ids)
+        result = index.search(q_tokens, top_k)
+        run = {q: dict(zip(i, s)) for q, i, s in zip(query_ids, result.ids, result.scores)}
+        out["multivector"] = {"metrics": compute_metrics(data.qrels, run, metrics),
+                              "seconds": encode_s + time.perf_counter() - start}
+    return out

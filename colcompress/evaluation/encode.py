@@ -1,0 +1,105 @@
+"""Encode a corpus or query set with a model, in length-sorted batches."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from colcompress.compressors.base import Compressed
+from colcompress.models.colbert import ColBERT, Tokenized
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Encoded:
+    """Per-item vectors in input order.
+
+    Attributes
+    ----------
+    vectors : list of Tensor[m_i, D]
+        float32 on the CPU, padding removed.
+    tokens : Tensor[n]
+        Real input tokens of each item before compression.
+    seconds : float
+    """
+
+    vectors: list[Tensor]
+    tokens: Tensor
+    seconds: float
+
+    @property
+    def num_vectors(self) -> int:
+        return sum(v.shape[0] for v in self.vectors)
+
+
+def _autocast(device: torch.device, precision: str | None) -> object:
+    if device.type == "cuda" and precision in ("bf16", "bf16-mixed"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def encode(
+    model: ColBERT,
+    texts: list[str],
+    is_query: bool,
+    batch_size: int = 32,
+    compress: bool = True,
+    precision: str | None = None,
+    desc: str = "encode",
+) -> Encoded:
+    """Encode texts into unpadded multi-vector representations.
+
+    Texts are processed longest first so each batch pads little; results come
+    back in input order. Progress is logged about every 10%.
+
+    Parameters
+    ----------
+    model : ColBERT
+        Used in eval mode on its current device.
+    texts : list of str
+    is_query : bool
+        Encode as queries (else documents, compressed by the model's compressor).
+    batch_size : int
+    compress : bool
+        Apply the compressor (documents, or queries when it applies to them).
+    precision : str or None
+        ``"bf16-mixed"`` runs the encoder under bf16 autocast on CUDA.
+    desc : str
+        Label for progress messages.
+    """
+    was_training = model.training
+    model.eval()
+    device = model.projection.weight.device
+    tokenize: Callable[[list[str]], Tokenized] = (
+        model.tokenize_queries if is_query else model.tokenize_documents
+    )
+    run: Callable[[Tokenized, bool], Compressed] = (
+        model.encode_queries if is_query else model.encode_documents
+    )
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors: list[Tensor | None] = [None] * len(texts)
+    tokens = torch.zeros(len(texts), dtype=torch.long)
+    start = time.perf_counter()
+    step = max(len(order) // 10, batch_size)
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        batch = tokenize([texts[i] for i in idx]).to(device)
+        with _autocast(device, precision):
+            out = run(batch, compress)
+        tokens[idx] = batch.attention_mask.sum(1).cpu()
+        for i, v in zip(idx, out.unpadded()):
+            vectors[i] = v.float().cpu()
+        done = b + len(idx)
+        if done % step < batch_size or done == len(order):
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            log.info("%s: %d/%d (%.1f/s)", desc, done, len(order), rate)
+    model.train(was_training)
+    return Encoded(vectors, tokens, time.perf_counter() - start)  # type: ignore[arg-type]

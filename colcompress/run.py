@@ -1,0 +1,172 @@
+"""Entry point: compose the config, train, index, evaluate.
+
+    python -m colcompress.run                                  # defaults (NFCorpus, MiniLM)
+    python -m colcompress.run compressor=agc budget=32         # one run
+    python -m colcompress.run -m compressor=agc,hpool budget=5,32,128   # a sweep
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from functools import partial
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import AutoConfig
+
+from colcompress.checkpoint import load_model_weights, model_config
+from colcompress.compressors.base import Compressor
+from colcompress.evaluation.baselines import evaluate_baselines
+from colcompress.evaluation.evaluator import IndexEvaluator
+from colcompress.models.backbone import resolve_backbone
+from colcompress.models.colbert import ColBERT
+from colcompress.training.collate import TrainCollator
+from colcompress.training.module import RetrievalModule
+
+log = logging.getLogger(__name__)
+
+TRAINING_ARGS = (
+    "lr", "projection_lr", "weight_decay", "warmup_steps", "temperature",
+    "contrastive_weight", "distillation_weight", "teacher_temperature",
+)
+
+
+def build_model(model_cfg: DictConfig | dict, compressor_cfg: DictConfig | dict) -> ColBERT:
+    """Instantiate the compressor (told the backbone's sizes) and the model around it."""
+    model_cfg = OmegaConf.create(model_cfg)
+    hidden = AutoConfig.from_pretrained(
+        resolve_backbone(model_cfg.backbone), **(model_cfg.random_config or {})
+    ).hidden_size
+    dim = model_cfg.dim or hidden
+    kwargs = {"hidden_size": hidden, "dim": dim}
+    if set(compressor_cfg) - {"_target_"}:
+        compressor: Compressor = instantiate(compressor_cfg, **kwargs)
+    else:
+        compressor = instantiate(compressor_cfg)
+    return instantiate(model_cfg, compressor=compressor)
+
+
+def _teacher(path: str | None) -> ColBERT | None:
+    if not path:
+        return None
+    stored = model_config(path)
+    return load_model_weights(build_model(stored["model"], stored["compressor"]), path)
+
+
+def _init_projection(model: ColBERT, cfg: DictConfig, datamodule: Any) -> None:
+    mode = cfg.training.projection_init
+    if mode not in ("svd", "random"):
+        raise ValueError(f"training.projection_init must be 'svd' or 'random', got {mode!r}")
+    if mode == "random" or cfg.model.dim is None:
+        return
+    corpus = datamodule.train_data.corpus
+    rng = random.Random(cfg.seed)
+    ids = rng.sample(sorted(corpus), min(cfg.training.projection_init_docs, len(corpus)))
+    kept = model.fit_projection([corpus[i].full_text for i in ids])
+    log.info("projection initialised from an SVD of %d documents (%.1f%% energy)", len(ids),
+             100 * kept)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Run one configured job and return the contents of its ``results.json``."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = cfg.paths.output_dir
+    datamodule = instantiate(cfg.dataset)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = build_model(cfg.model, cfg.compressor)
+    if cfg.init_from:
+        load_model_weights(model, cfg.init_from)
+    elif cfg.train and not cfg.ckpt_path:
+        _init_projection(model, cfg, datamodule)
+    datamodule.collate_fn = TrainCollator(model)
+
+    stored = {"model": OmegaConf.to_container(cfg.model, resolve=True),
+              "compressor": OmegaConf.to_container(cfg.compressor, resolve=True)}
+    module = RetrievalModule(
+        model,
+        teacher=_teacher(cfg.training.teacher_ckpt),
+        model_config=stored,
+        **{k: cfg.training[k] for k in TRAINING_ARGS},
+    )
+    record = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "method": HydraConfig.get().runtime.choices.get("compressor", "none"),
+        "dataset": cfg.dataset.name,
+        "split": cfg.dataset.eval_split,
+        "output_dir": output_dir,
+    }
+    if cfg.evaluate and cfg.evaluation.baselines:
+        record["baselines"] = evaluate_baselines(
+            datamodule.eval_data,
+            backbone=cfg.model.backbone,
+            names=list(cfg.evaluation.baselines),
+            top_k=cfg.evaluation.top_k,
+            query_length=cfg.model.query_length,
+            doc_length=cfg.model.doc_length,
+            batch_size=cfg.evaluation.batch_size,
+            metrics=list(cfg.evaluation.metrics),
+            cache_dir=cfg.paths.cache_dir,
+        )
+    evaluator = IndexEvaluator(
+        data=lambda: datamodule.eval_data,
+        index_factory=partial(instantiate(cfg.index)),
+        output_dir=output_dir,
+        test_budget=cfg.test_budget,
+        record=record,
+        top_k=cfg.evaluation.top_k,
+        batch_size=cfg.evaluation.batch_size,
+        metrics=list(cfg.evaluation.metrics),
+        precision=str(cfg.trainer.get("precision")),
+    )
+    loggers = [instantiate(c) for c in cfg.logger.values()]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    if cfg.train:
+        trainer: L.Trainer = instantiate(
+            cfg.trainer,
+            logger=loggers or False,
+            callbacks=callbacks + ([evaluator] if cfg.evaluate else []),
+            enable_checkpointing=bool(callbacks),
+        )
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    elif cfg.evaluate:
+        evaluator.run(model, loggers)
+    for logger in loggers:
+        logger.finalize("success")
+    results = evaluator.results or {}
+    _print_summary(results)
+    return results
+
+
+def _print_summary(results: dict[str, Any]) -> None:
+    if not results:
+        return
+    rows = [("colcompress (" + results.get("method", "?") + ")", results["metrics"])]
+    rows += [(name, r["metrics"]) for name, r in results.get("baselines", {}).items()]
+    metrics = list(results["metrics"])
+    lines = ["| model | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for name, values in rows:
+        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in metrics) + " |")
+    idx = results["index"]
+    lines.append(
+        f"\nindex: {idx['num_docs']} docs, {idx['vectors_per_doc']:.1f} vectors/doc, "
+        f"{idx['index_bytes'] / 2**20:.1f} MiB; results: {results['output_dir']}/results.json"
+    )
+    print("\n".join(lines))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

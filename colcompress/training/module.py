@@ -1,0 +1,140 @@
+"""The LightningModule that trains a late-interaction retriever with a compressor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from colcompress.models.colbert import ColBERT
+from colcompress.training.collate import TrainBatch
+from colcompress.training.losses import contrastive_loss, distillation_loss, own_candidates
+
+
+class RetrievalModule(L.LightningModule):
+    """Trains ``scores = MaxSim(Q, compress(D))`` with contrastive and/or distillation loss.
+
+    Parameters
+    ----------
+    model : ColBERT
+        The retriever (its compressor is trained jointly when it has parameters).
+    lr : float
+        Peak learning rate of the backbone.
+    projection_lr : float or None
+        Learning rate of the projection and compressor parameters (None: ``lr``).
+    weight_decay : float
+    warmup_steps : int
+        Linear warm-up, then linear decay to 0 over the run.
+    temperature : float
+        Softmax temperature of the student scores.
+    contrastive_weight, distillation_weight : float
+        Loss mixture; distillation needs teacher scores (from a file through the
+        data module or from ``teacher``).
+    teacher : ColBERT or None
+        A frozen teacher model scoring each query's candidates on the fly.
+    teacher_temperature : float
+    model_config : dict or None
+        The model's config, stored in checkpoints so they can be rebuilt.
+    """
+
+    def __init__(
+        self,
+        model: ColBERT,
+        lr: float = 3e-5,
+        projection_lr: float | None = None,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        temperature: float = 1.0,
+        contrastive_weight: float = 1.0,
+        distillation_weight: float = 0.0,
+        teacher: ColBERT | None = None,
+        teacher_temperature: float = 1.0,
+        model_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if contrastive_weight <= 0 and distillation_weight <= 0:
+            raise ValueError("training needs contrastive_weight > 0 or distillation_weight > 0")
+        self.model = model
+        # Not registered as a submodule: the teacher is frozen, is not saved in this
+        # module's checkpoints and is moved to the device in on_fit_start.
+        self.__dict__["teacher"] = teacher
+        if teacher is not None:
+            teacher.requires_grad_(False).eval()
+        self.lr = lr
+        self.projection_lr = projection_lr or lr
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.temperature = temperature
+        self.contrastive_weight = contrastive_weight
+        self.distillation_weight = distillation_weight
+        self.teacher_temperature = teacher_temperature
+        self.model_config = model_config or {}
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+
+    def _teacher_scores(self, batch: TrainBatch) -> Tensor | None:
+        if batch.teacher_scores is not None:
+            return batch.teacher_scores
+        if self.teacher is None:
+            return None
+        with torch.no_grad():
+            q = self.teacher.encode_queries(batch.queries)
+            d = self.teacher.encode_documents(batch.docs)
+            return own_candidates(self.teacher.score(q, d), batch.group_size)
+
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> Tensor:
+        queries = self.model.encode_queries(batch.queries)
+        docs = self.model.encode_documents(batch.docs)
+        scores = self.model.score(queries, docs)  # [B, B*G]
+        terms: dict[str, Tensor] = {}
+        if self.contrastive_weight > 0:
+            terms["contrastive"] = self.contrastive_weight * contrastive_loss(
+                scores, batch.group_size, self.temperature
+            )
+        if self.distillation_weight > 0:
+            teacher = self._teacher_scores(batch)
+            if teacher is None:
+                raise ValueError(
+                    "training.distillation_weight > 0 needs teacher scores: set "
+                    "dataset.teacher_scores (a score file) or training.teacher_ckpt"
+                )
+            terms["distillation"] = self.distillation_weight * distillation_loss(
+                own_candidates(scores, batch.group_size),
+                teacher.to(scores.dtype),
+                self.temperature,
+                self.teacher_temperature,
+            )
+        terms.update(self.model.compressor.regularization(docs))
+        loss = torch.stack(list(terms.values())).sum()
+        bs = len(batch.queries)
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), batch_size=bs)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        backbone = list(self.model.encoder.parameters())
+        backbone_ids = {id(p) for p in backbone}
+        head = [p for p in self.model.parameters() if id(p) not in backbone_ids]
+        groups = [
+            {"params": [p for p in backbone if p.requires_grad], "lr": self.lr},
+            {"params": [p for p in head if p.requires_grad], "lr": self.projection_lr},
+        ]
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.warmup_steps, total)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total - step) / max(total - warmup, 1))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["colcompress_model_config"] = self.model_config

@@ -1,0 +1,152 @@
+"""The encoder, tokenisation, projection and encoding of the ColBERT model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from colcompress.compressors.base import Compressed, Compressor
+from colcompress.models.colbert import ColBERT
+
+TINY = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+@pytest.fixture(scope="module")
+def model() -> ColBERT:
+    torch.manual_seed(0)
+    return ColBERT(random_config=TINY, dim=16, query_length=12, doc_length=24).eval()
+
+
+def test_query_augmentation_pads_with_mask_tokens_scored_not_attended():
+    m = ColBERT(random_config=TINY, dim=16, query_length=12, query_augmentation=True)
+    q = m.tokenize_queries(["vitamin d"])
+    assert q.input_ids.shape == (1, 12)
+    n_real = int(q.attention_mask.sum())
+    assert (q.input_ids[0, n_real:] == m.tokenizer.mask_token_id).all()
+    assert q.mask.all() and not q.attention_mask[0, n_real:].any()
+
+
+def test_no_augmentation_keeps_query_as_is(model):
+    q = model.tokenize_queries(["vitamin d", "a much longer query about vitamin d"])
+    assert torch.equal(q.mask, q.attention_mask.bool())
+    assert q.input_ids.shape[1] < 12
+
+
+def test_markers_are_inserted_after_cls():
+    m = ColBERT(random_config=TINY, dim=16, query_marker="[unused0]", doc_marker="[unused1]")
+    q, d = m.tokenize_queries(["x"]), m.tokenize_documents(["y"])
+    assert q.input_ids[0, 1] == m.tokenizer.convert_tokens_to_ids("[unused0]")
+    assert d.input_ids[0, 1] == m.tokenizer.convert_tokens_to_ids("[unused1]")
+
+
+def test_unknown_marker_is_refused():
+    with pytest.raises(ValueError, match="model.query_marker"):
+        ColBERT(random_config=TINY, dim=16, query_marker="[not-a-token]")
+
+
+def test_punctuation_vectors_are_masked_in_documents(model):
+    d = model.tokenize_documents(["vitamin, d."])
+    comma = model.tokenizer.convert_tokens_to_ids(",")
+    assert not d.mask[d.input_ids == comma].any()
+    assert d.attention_mask[d.input_ids == comma].all()
+
+
+def test_document_truncation(model):
+    d = model.tokenize_documents(["word " * 100])
+    assert d.input_ids.shape[1] == 24
+
+
+def test_encodings_are_unit_norm_and_masked(model):
+    d = model.tokenize_documents(["vitamin d deficiency", "a"])
+    out = model.encode_documents(d)
+    norms = out.vectors[out.mask].norm(dim=-1)
+    torch.testing.assert_close(norms, torch.ones_like(norms))
+    assert torch.equal(out.mask, d.mask)
+
+
+def test_clip_normalisation_keeps_norms_below_one():
+    m = ColBERT(random_config=TINY, dim=16, normalize="clip", scoring="maxsim_relu").eval()
+    out = m.encode_documents(m.tokenize_documents(["vitamin d deficiency and bones"]))
+    assert (out.vectors[out.mask].norm(dim=-1) <= 1 + 1e-6).all()
+
+
+@pytest.mark.parametrize("option", [{"normalize": "l1"}, {"scoring": "dot"}])
+def test_bad_options_name_the_option(option):
+    with pytest.raises(ValueError, match="model." + next(iter(option))):
+        ColBERT(random_config=TINY, dim=16, **option)
+
+
+def test_fit_projection_is_the_top_singular_subspace(model):
+    texts = [f"document {i} about topic {i % 3} with words {i * 7}" for i in range(20)]
+    energy = model.fit_projection(texts)
+    assert 0 < energy <= 1
+    w = model.projection.weight
+    torch.testing.assert_close(w @ w.T, torch.eye(16), atol=1e-5, rtol=0)
+
+
+def test_fit_projection_needs_enough_tokens():
+    m = ColBERT(random_config=TINY, dim=16)
+    with pytest.raises(ValueError, match="at least dim=16"):
+        m.fit_projection(["a"])
+
+
+def test_identity_projection_when_dim_is_none():
+    m = ColBERT(random_config=TINY, dim=None)
+    assert m.dim == 32 and torch.equal(m.projection.weight, torch.eye(32))
+
+
+class _AppendProbe(Compressor):
+    """Keeps the appended tokens' vectors and checks the attention layout."""
+
+    num_extra_tokens = 3
+    needs_attention = True
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__(budget=3)
+        self.tokens = torch.nn.Parameter(torch.randn(3, hidden))
+        self.seen: list = []
+
+    def extra_token_embeddings(self):
+        return self.tokens
+
+    def forward(self, vectors, states, extra_vectors=None):
+        self.seen.append(states)
+        return Compressed(extra_vectors, torch.ones(extra_vectors.shape[:2], dtype=torch.bool))
+
+
+def test_appended_tokens_reach_compressor_with_attention_and_gradients():
+    torch.manual_seed(0)
+    probe = _AppendProbe(32)
+    m = ColBERT(random_config=TINY, dim=16, compressor=probe).eval()
+    d = m.tokenize_documents(["vitamin d deficiency and bone health", "short"])
+    out = m.encode_documents(d)
+    states = probe.seen[-1]
+    n = d.input_ids.shape[1]
+    assert out.vectors.shape == (2, 3, 16)
+    assert states.extra_hidden.shape == (2, 3, 32)
+    assert states.attentions.shape == (2, 2, n + 3, n + 3)
+    # padding of the short document receives no attention
+    pad = ~d.attention_mask[1].bool()
+    assert states.attentions[1, :, :, :n][..., pad].abs().max() == 0
+    out.vectors.sum().backward()
+    assert probe.tokens.grad is not None and probe.tokens.grad.abs().sum() > 0
+
+
+def test_appended_tokens_sit_right_after_each_sequence():
+    """A document's appended-token states do not depend on the batch's padding."""
+    torch.manual_seed(0)
+    probe = _AppendProbe(32)
+    m = ColBERT(random_config=TINY, dim=16, compressor=probe).eval()
+    alone = m.encode_documents(m.tokenize_documents(["short"])).vectors[0]
+    batched = m.encode_documents(
+        m.tokenize_documents(["short", "a much longer document with many words"])
+    ).vectors[0]
+    torch.testing.assert_close(alone, batched, atol=1e-5, rtol=1e-4)
+
+
+def test_too_many_appended_tokens_is_an_error():
+    probe = _AppendProbe(32)
+    probe.tokens = torch.nn.Parameter(torch.randn(600, 32))
+    m = ColBERT(random_config=TINY, dim=16, compressor=probe)
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        m.encode_documents(m.tokenize_documents(["x"]))

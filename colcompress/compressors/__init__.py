@@ -1,0 +1,1 @@
+"""Document (and query) compressors: token states -> at most `budget` vectors."""

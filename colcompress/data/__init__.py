@@ -1,0 +1,34 @@
+"""BEIR data: loading, download, BM25 negatives and the Lightning DataModule.
+
+``RetrievalDataModule`` and ``TrainExample`` are imported lazily, so loading data or
+running BM25 does not import torch and Lightning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from colcompress.data.beir import BeirData, DataFormatError, Doc, load_beir, slice_beir
+from colcompress.data.download import ensure_beir
+from colcompress.data.negatives import bm25_search, mine_negatives
+
+__all__ = [
+    "BeirData",
+    "DataFormatError",
+    "Doc",
+    "RetrievalDataModule",
+    "TrainExample",
+    "bm25_search",
+    "ensure_beir",
+    "load_beir",
+    "mine_negatives",
+    "slice_beir",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RetrievalDataModule", "TrainExample"):
+        from colcompress.data import datamodule
+
+        return getattr(datamodule, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

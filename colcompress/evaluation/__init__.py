@@ -1,0 +1,1 @@
+"""Evaluation: encoding, indexing, metrics, baselines, utilization."""

@@ -1,0 +1,1 @@
+"""Encoders, projection, scoring: the late-interaction model."""

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, losses and batch collation."""

@@ -1,0 +1,479 @@
+"""Lightning DataModule: BEIR splits for training (query, positive, hard negatives) and eval.
+
+Training examples are built once in :meth:`RetrievalDataModule.setup`; negatives are
+sampled per epoch from a generator keyed on ``(seed, epoch, example)``, and the epoch
+travels with each index drawn by :class:`EpochShuffleSampler`, so sampling is
+reproducible with any number of dataloader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning
+import numpy as np
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from colcompress.data.beir import BeirData, DataFormatError, load_beir_splits, slice_beir
+from colcompress.data.download import ensure_beir
+from colcompress.data.negatives import mine_negatives
+
+__all__ = [
+    "EpochShuffleSampler",
+    "RetrievalDataModule",
+    "TrainDataset",
+    "TrainExample",
+    "identity_collate",
+    "read_teacher_scores",
+]
+
+
+@dataclass
+class TrainExample:
+    """One training example: a query and its documents, the positive first.
+
+    Not frozen: Lightning's batch transfer rebuilds dataclasses field by field.
+
+    Attributes
+    ----------
+    query : str
+        Query text.
+    docs : list of str
+        Document full texts: ``[positive, negative_1, ..., negative_n]``.
+    teacher_scores : list of float or None
+        Teacher score of every document of ``docs`` (aligned), or ``None`` without a
+        teacher.
+    qid : str
+        Query id.
+    doc_ids : list of str
+        Ids aligned with ``docs``.
+    """
+
+    query: str
+    docs: list[str]
+    teacher_scores: list[float] | None
+    qid: str
+    doc_ids: list[str]
+
+
+def identity_collate(batch: list[TrainExample]) -> list[TrainExample]:
+    """Default ``collate_fn``: return the list of examples unchanged."""
+    return batch
+
+
+def _teacher_error(path: Path, lineno: int, message: str) -> DataFormatError:
+    return DataFormatError(f"{path}:{lineno}: {message}")
+
+
+def _teacher_id(path: Path, lineno: int, value: Any, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _teacher_error(path, lineno, f'"{key}" must be a string or integer id, got {value!r}')
+
+
+def _teacher_score(path: Path, lineno: int, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _teacher_error(path, lineno, f"score must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _teacher_error(path, lineno, f"score must be a finite number, got {value!r}")
+    return float(value)
+
+
+def read_teacher_scores(
+    path: str | Path, corpus: dict[str, Any] | None = None
+) -> dict[str, dict[str, float]]:
+    """Read teacher (e.g. cross-encoder) scores.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.jsonl``/``.json``: one ``{"qid": ..., "docid": ..., "score": ...}`` object a
+        line. Anything else: TSV ``qid<TAB>docid<TAB>score`` (a first line whose score
+        is not a number is a header).
+    corpus : dict, optional
+        When given, every ``docid`` must be one of its keys.
+
+    Returns
+    -------
+    dict of str to dict of str to float
+        ``scores[qid][docid]``.
+
+    Raises
+    ------
+    DataFormatError
+        Missing file, bad line, unknown document id or duplicate pair; the message
+        names the file and 1-based line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: teacher score file not found")
+    is_jsonl = path.suffix.lower() in (".jsonl", ".json")
+    scores: dict[str, dict[str, float]] = {}
+    first_line: dict[tuple[str, str], int] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            if is_jsonl:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise _teacher_error(path, lineno, f"invalid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict) or not {"qid", "docid", "score"} <= obj.keys():
+                    raise _teacher_error(
+                        path, lineno, 'expected an object with "qid", "docid" and "score"'
+                    )
+                raw = (obj["qid"], obj["docid"], obj["score"])
+            else:
+                cols = line.rstrip("\r\n").split("\t")
+                if len(cols) != 3:
+                    raise _teacher_error(
+                        path,
+                        lineno,
+                        f"expected 3 tab-separated columns (qid, docid, score), got {len(cols)}",
+                    )
+                if lineno == 1:
+                    try:
+                        float(cols[2])
+                    except ValueError:
+                        continue  # header
+                raw = tuple(cols)
+            qid = _teacher_id(path, lineno, raw[0], "qid")
+            docid = _teacher_id(path, lineno, raw[1], "docid")
+            score = _teacher_score(path, lineno, raw[2])
+            if corpus is not None and docid not in corpus:
+                raise _teacher_error(path, lineno, f"docid {docid!r} is not in the corpus")
+            if (qid, docid) in first_line:
+                raise _teacher_error(
+                    path,
+                    lineno,
+                    f"duplicate pair ({qid!r}, {docid!r}), first on line {first_line[qid, docid]}",
+                )
+            first_line[qid, docid] = lineno
+            scores.setdefault(qid, {})[docid] = score
+    return scores
+
+
+@dataclass(frozen=True)
+class _Pair:
+    qid: str
+    positive: str
+    candidates: tuple[str, ...]
+    excluded: frozenset[str]
+
+
+class TrainDataset(Dataset):
+    """Training examples, one per (query, positive) pair, with sampled negatives.
+
+    Parameters
+    ----------
+    data : BeirData
+        The training split (corpus, queries).
+    pairs : list of _Pair
+        Query, positive, candidate negatives and ids never to sample, per example.
+    num_negatives : int
+        Negatives per example.
+    seed : int
+        Seed of negative sampling.
+    teacher : dict of str to dict of str to float, optional
+        Teacher scores; when given every example carries them.
+
+    Notes
+    -----
+    Index with ``(i, epoch)`` (what :class:`EpochShuffleSampler` yields) or with a
+    plain ``i`` for the epoch last given to :meth:`set_epoch`.
+    """
+
+    def __init__(
+        self,
+        data: BeirData,
+        pairs: list[_Pair],
+        num_negatives: int,
+        seed: int,
+        teacher: dict[str, dict[str, float]] | None = None,
+    ) -> None:
+        self.data = data
+        self.pairs = pairs
+        self.num_negatives = num_negatives
+        self.seed = seed
+        self.teacher = teacher
+        self.epoch = 0
+        self._doc_ids = list(data.corpus)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch used when indexing with a plain integer."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int | tuple[int, int]) -> TrainExample:
+        i, epoch = index if isinstance(index, tuple) else (index, self.epoch)
+        pair = self.pairs[i]
+        rng = np.random.default_rng((self.seed, epoch, i))
+        doc_ids = [pair.positive, *self._sample_negatives(pair, rng)]
+        teacher = None
+        if self.teacher is not None:
+            teacher = [self.teacher[pair.qid][d] for d in doc_ids]
+        return TrainExample(
+            query=self.data.queries[pair.qid],
+            docs=[self.data.corpus[d].full_text for d in doc_ids],
+            teacher_scores=teacher,
+            qid=pair.qid,
+            doc_ids=doc_ids,
+        )
+
+    def _sample_negatives(self, pair: _Pair, rng: np.random.Generator) -> list[str]:
+        n = self.num_negatives
+        if n == 0:
+            return []
+        candidates = pair.candidates
+        if len(candidates) >= n:
+            return [candidates[j] for j in rng.choice(len(candidates), size=n, replace=False)]
+        negatives = list(candidates)
+        taken = set(negatives) | pair.excluded
+        if len(self._doc_ids) - len(taken) < n - len(negatives):
+            raise ValueError(
+                f"query {pair.qid!r}: corpus too small for {n} negatives "
+                f"({len(self._doc_ids)} documents, {len(pair.excluded)} positives)"
+            )
+        while len(negatives) < n:  # random corpus documents fill up
+            docid = self._doc_ids[int(rng.integers(len(self._doc_ids)))]
+            if docid not in taken:
+                taken.add(docid)
+                negatives.append(docid)
+        return negatives
+
+
+class EpochShuffleSampler(Sampler):
+    """Seeded shuffle that yields ``(index, epoch)`` so the epoch reaches every worker.
+
+    Parameters
+    ----------
+    length : int
+        Dataset size.
+    seed : int
+        Seed; the permutation of epoch ``e`` comes from ``(seed, e)``.
+    """
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length = length
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (Lightning calls this at the start of each epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.length)
+        return iter([(int(i), self.epoch) for i in order])
+
+
+class RetrievalDataModule(lightning.LightningDataModule):
+    """BEIR data for training and evaluating a multi-vector retriever.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name; the data lives in ``data_dir/name``.
+    data_dir : str
+        Folder of datasets.
+    url, md5 : str or None
+        Archive URL (default: official BEIR) and its md5, for :func:`ensure_beir`.
+    train_split, eval_split : str or None
+        Qrels splits; ``train_split=None`` (or ``eval_split=None``) skips that side.
+    num_negatives : int
+        Hard negatives per example (0: in-batch negatives only).
+    negatives_top_k : int
+        BM25 candidates mined per query to sample negatives from.
+    batch_size : int
+        Examples per training batch.
+    max_train_queries : int or None
+        Seeded sample of training queries (``None``: all).
+    max_eval_queries, max_eval_docs : int or None
+        Limits passed to :func:`slice_beir` for the eval split.
+    teacher_scores : str or None
+        TSV/JSONL teacher score file (see :func:`read_teacher_scores`); negatives
+        then come from the documents it scores for each query.
+    cache_dir : str
+        Cache folder for mined negatives.
+    seed : int
+        Seed of query sampling, slicing, negative sampling and shuffling.
+    num_workers : int
+        DataLoader workers.
+    allow_unknown_ids : bool
+        Drop qrels rows naming unknown ids (with a warning) instead of raising.
+
+    Attributes
+    ----------
+    collate_fn : callable
+        Turns a list of :class:`TrainExample` into a batch; set it before
+        :meth:`train_dataloader` (default: :func:`identity_collate`).
+    train_data, eval_data : BeirData or None
+        Available after :meth:`setup`.
+    train_dataset : TrainDataset or None
+        Available after :meth:`setup` for fitting.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: str,
+        url: str | None = None,
+        md5: str | None = None,
+        train_split: str | None = "train",
+        eval_split: str | None = "test",
+        num_negatives: int = 1,
+        negatives_top_k: int = 100,
+        batch_size: int = 8,
+        max_train_queries: int | None = None,
+        max_eval_queries: int | None = None,
+        max_eval_docs: int | None = None,
+        teacher_scores: str | None = None,
+        cache_dir: str = ".cache/colcompress",
+        seed: int = 42,
+        num_workers: int = 0,
+        allow_unknown_ids: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_negatives < 0:
+            raise ValueError(f"num_negatives must be >= 0, got {num_negatives}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.name = name
+        self.data_dir = data_dir
+        self.url = url
+        self.md5 = md5
+        self.train_split = train_split
+        self.eval_split = eval_split
+        self.num_negatives = num_negatives
+        self.negatives_top_k = negatives_top_k
+        self.batch_size = batch_size
+        self.max_train_queries = max_train_queries
+        self.max_eval_queries = max_eval_queries
+        self.max_eval_docs = max_eval_docs
+        self.teacher_scores = teacher_scores
+        self.cache_dir = cache_dir
+        self.seed = seed
+        self.num_workers = num_workers
+        self.allow_unknown_ids = allow_unknown_ids
+        self.collate_fn: Callable[[list[TrainExample]], Any] = identity_collate
+        self.train_data: BeirData | None = None
+        self.eval_data: BeirData | None = None
+        self.train_dataset: TrainDataset | None = None
+
+    @property
+    def dataset_dir(self) -> Path:
+        """Directory of the dataset, ``data_dir/name``."""
+        return Path(self.data_dir) / self.name
+
+    def prepare_data(self) -> None:
+        """Download (and verify) the dataset unless ``data_dir/name`` already holds it."""
+        ensure_beir(self.name, self.data_dir, url=self.url, md5=self.md5)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits; for ``stage`` ``"fit"`` or ``None`` also build training examples.
+
+        Parameters
+        ----------
+        stage : str or None
+            Lightning stage (``"fit"``, ``"validate"``, ``"test"``, ``"predict"``).
+        """
+        if not (self.dataset_dir / "corpus.jsonl").is_file():
+            raise FileNotFoundError(
+                f"{self.dataset_dir}/corpus.jsonl not found; call prepare_data() first "
+                "(or point data_dir at a folder holding the dataset)"
+            )
+        want_train = (
+            stage in (None, "fit") and self.train_split is not None and self.train_data is None
+        )
+        want_eval = self.eval_split is not None and self.eval_data is None
+        if not (want_train or want_eval):
+            return
+        splits = [s for s, w in ((self.train_split, want_train), (self.eval_split, want_eval)) if w]
+        loaded = load_beir_splits(
+            self.dataset_dir, list(dict.fromkeys(splits)), self.allow_unknown_ids
+        )
+        if want_eval:
+            self.eval_data = slice_beir(
+                loaded[self.eval_split], self.max_eval_queries, self.max_eval_docs, self.seed
+            )
+        if want_train:
+            self.train_data = slice_beir(
+                loaded[self.train_split], self.max_train_queries, None, self.seed
+            )
+            self.train_dataset = self._build_train_dataset(self.train_data)
+
+    def _build_train_dataset(self, data: BeirData) -> TrainDataset:
+        teacher = None
+        if self.teacher_scores is not None:
+            teacher = read_teacher_scores(self.teacher_scores, data.corpus)
+            candidates = {
+                qid: [d for d in teacher.get(qid, {}) if d not in data.positives(qid)]
+                for qid in data.queries
+            }
+        elif self.num_negatives > 0:
+            candidates = mine_negatives(data, self.negatives_top_k, self.cache_dir)
+        else:
+            candidates = {qid: [] for qid in data.queries}
+        pairs, no_teacher, too_few = [], 0, 0
+        for qid in data.queries:
+            positives = frozenset(data.positives(qid))
+            shared = tuple(candidates[qid])  # one tuple per query, shared by its pairs
+            for docid in data.qrels[qid]:
+                if docid not in positives:
+                    continue
+                if teacher is not None:
+                    if docid not in teacher.get(qid, {}):
+                        no_teacher += 1
+                        continue
+                    if len(shared) < self.num_negatives:
+                        too_few += 1
+                        continue
+                pairs.append(_Pair(qid, docid, shared, positives))
+        if no_teacher:
+            warnings.warn(
+                f"{self.teacher_scores}: skipped {no_teacher} training pairs whose positive "
+                "has no teacher score",
+                stacklevel=3,
+            )
+        if too_few:
+            warnings.warn(
+                f"{self.teacher_scores}: skipped {too_few} training pairs whose query has "
+                f"fewer than {self.num_negatives} teacher-scored non-positive documents",
+                stacklevel=3,
+            )
+        if not pairs:
+            raise ValueError(
+                f"{self.dataset_dir}: no training examples from split {self.train_split!r} "
+                "(no query with a positive judgement"
+                + (" and a teacher score)" if teacher is not None else ")")
+            )
+        return TrainDataset(data, pairs, self.num_negatives, self.seed, teacher)
+
+    def train_dataloader(self) -> DataLoader:
+        """Batches of ``collate_fn(list of TrainExample)``, reshuffled every epoch."""
+        if self.train_dataset is None:
+            raise RuntimeError("call setup('fit') (with a train_split) before train_dataloader()")
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(len(self.train_dataset), self.seed),
+            collate_fn=self.collate_fn,
+            num_workers=self.num_workers,
+        )

@@ -1,0 +1,200 @@
+"""Fetch BEIR archives: download, verify the md5, extract safely, rename into place.
+
+Nothing partial is ever left under the data directory: the archive is written to a
+temporary file, extracted into a temporary directory, and only the finished dataset
+directory is renamed to ``data_dir/<name>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+__all__ = [
+    "BEIR_URL",
+    "ChecksumError",
+    "DownloadError",
+    "UnsafeArchiveError",
+    "ensure_beir",
+    "file_md5",
+]
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A dataset archive could not be fetched or unpacked."""
+
+
+class ChecksumError(DownloadError):
+    """An archive's md5 differs from the expected one."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive member would land outside the target directory, or is a link."""
+
+
+def file_md5(path: str | Path) -> str:
+    """Return the hex md5 digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, md5: str | None, source: str) -> None:
+    if md5 is None:
+        return
+    actual = file_md5(path)
+    if actual.lower() != md5.lower():
+        raise ChecksumError(f"{source}: md5 mismatch, expected {md5.lower()}, got {actual}")
+
+
+def _download(url: str, dest_dir: Path, name: str, timeout: float) -> Path:
+    """Stream ``url`` into a new temporary file in ``dest_dir`` and return its path."""
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".zip.part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out, _CHUNK)
+    except BaseException as exc:
+        os.unlink(tmp)
+        if isinstance(exc, (urllib.error.URLError, OSError)):
+            raise DownloadError(f"downloading {url} failed: {exc}") from exc
+        raise
+    return Path(tmp)
+
+
+def _check_members(archive: zipfile.ZipFile, target: Path, source: str) -> None:
+    """Refuse absolute paths, members escaping ``target``, and symlinks."""
+    root = target.resolve()
+    for info in archive.infolist():
+        member = info.filename
+        posix = PurePosixPath(member.replace("\\", "/"))
+        if posix.is_absolute() or (len(member) > 1 and member[1] == ":"):
+            raise UnsafeArchiveError(f"{source}: refusing absolute member path {member!r}")
+        resolved = (root / posix).resolve()
+        if ".." in posix.parts or (resolved != root and root not in resolved.parents):
+            raise UnsafeArchiveError(
+                f"{source}: refusing member {member!r}, it would extract outside {target}"
+            )
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise UnsafeArchiveError(f"{source}: refusing symbolic link member {member!r}")
+
+
+def _dataset_root(extracted: Path, name: str, source: str) -> Path:
+    """Find the directory holding ``corpus.jsonl`` in an extracted archive."""
+    for candidate in (extracted / name, extracted):
+        if (candidate / "corpus.jsonl").is_file():
+            return candidate
+    subdirs = [p for p in extracted.iterdir() if p.is_dir()]
+    if len(subdirs) == 1 and (subdirs[0] / "corpus.jsonl").is_file():
+        return subdirs[0]
+    raise DownloadError(
+        f"{source}: no corpus.jsonl in the archive; expected {name}/corpus.jsonl "
+        "(BEIR layout) or corpus.jsonl at its top level"
+    )
+
+
+def _install(zip_path: Path, target: Path, name: str, source: str) -> None:
+    """Extract ``zip_path`` next to ``target`` and rename the dataset into place."""
+    tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}.", suffix=".extract"))
+    extracted = tmp_dir / "archive"  # made by mkdir: usual permissions, unlike tmp_dir (0700)
+    try:
+        extracted.mkdir()
+        try:
+            archive = zipfile.ZipFile(zip_path)
+        except zipfile.BadZipFile as exc:
+            raise DownloadError(f"{source}: not a valid zip archive ({exc})") from exc
+        with archive:
+            _check_members(archive, extracted, source)
+            try:
+                archive.extractall(extracted)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                raise DownloadError(f"{source}: corrupt zip archive ({exc})") from exc
+        root = _dataset_root(extracted, name, source)
+        try:
+            os.rename(root, target)
+        except OSError:
+            if not (target / "corpus.jsonl").is_file():  # not a concurrent winner
+                raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def ensure_beir(
+    name: str,
+    data_dir: str | Path,
+    url: str | None = None,
+    md5: str | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Return the directory of a BEIR dataset, downloading it when missing.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name, e.g. ``"nfcorpus"``; the directory is ``data_dir/name``.
+    data_dir : str or Path
+        Folder holding datasets (created if missing).
+    url : str or None
+        Archive URL; ``None`` means the official BEIR URL for ``name``.
+    md5 : str or None
+        Expected md5 of the archive; ``None`` skips the check.
+    timeout : float
+        Socket timeout of the download in seconds.
+
+    Returns
+    -------
+    Path
+        ``data_dir/name``, holding ``corpus.jsonl``.
+
+    Raises
+    ------
+    ChecksumError
+        The archive's md5 differs from ``md5`` (message gives both).
+    UnsafeArchiveError
+        An archive member is absolute, escapes the target or is a symlink.
+    DownloadError
+        The download failed, the archive is not a zip or holds no ``corpus.jsonl``,
+        or ``data_dir/name`` exists without ``corpus.jsonl``.
+
+    Notes
+    -----
+    An archive already present as ``data_dir/name.zip`` is used (and checked against
+    ``md5``) instead of downloading; it is left in place. A downloaded archive is
+    deleted after extraction. On any failure nothing new remains under ``data_dir``.
+    """
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"dataset name must be a plain directory name, got {name!r}")
+    data_dir = Path(data_dir)
+    target = data_dir / name
+    if (target / "corpus.jsonl").is_file():
+        return target
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DownloadError(
+            f"{target} exists but holds no corpus.jsonl; remove it to download {name!r}"
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    local_zip = data_dir / f"{name}.zip"
+    if local_zip.is_file():
+        _verify(local_zip, md5, str(local_zip))
+        _install(local_zip, target, name, str(local_zip))
+        return target
+    url = url or BEIR_URL.format(name=name)
+    tmp_zip = _download(url, data_dir, name, timeout)
+    try:
+        _verify(tmp_zip, md5, url)
+        _install(tmp_zip, target, name, url)
+    finally:
+        tmp_zip.unlink(missing_ok=True)
+    return target

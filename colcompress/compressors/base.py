@@ -28,7 +28,7 @@ class Compressed:
 
     def unpadded(self) -> list[Tensor]:
         """Split into per-sequence tensors ``[m_i, D]`` without padding rows."""
-        return [v[m] for v, m in zip(self.vectors, self.mask.bool())]
+        return [v[m] for v, m in zip(self.vectors, self.mask.bool(), strict=True)]
 
 
 class Compressor(nn.Module):

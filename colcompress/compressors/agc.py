@@ -1,0 +1,210 @@
+"""AGC: attention-guided clustering with learned universal-query tokens.
+
+Qin et al. 2026, "Multi-Vector Index Compression in Any Modality", section 5.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from colcompress.compressors.base import Compressed, Compressor
+from colcompress.compressors.clustering import cluster_means
+from colcompress.models.states import TokenStates
+
+SELECTIONS = ("saliency", "random")
+
+_MASK31 = 0x7FFFFFFF
+
+
+def _mix(x: Tensor) -> Tensor:
+    """Integer hash of non-negative 31-bit values (int64 arithmetic, no overflow)."""
+    for _ in range(3):
+        x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK31
+    return x
+
+
+def random_scores(input_ids: Tensor, mask: Tensor, seed: int) -> Tensor:
+    """Pseudo-random token priorities that depend only on the document and the seed.
+
+    A document gets the same priorities whatever batch it is encoded in and in
+    every epoch, so random centroid selection is reproducible at index time.
+
+    Parameters
+    ----------
+    input_ids : Tensor[B, N]
+    mask : Tensor[B, N]
+        Bool, True for real tokens.
+    seed : int
+
+    Returns
+    -------
+    Tensor[B, N]
+        Float in ``[0, 1)``.
+    """
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    tokens = _mix((input_ids.long() & _MASK31) ^ _mix(positions + 1)[None, :])
+    key = _mix(((tokens * mask).sum(1) & _MASK31) ^ (seed & _MASK31))  # [B]
+    scores = _mix(key[:, None] ^ _mix(positions + 0x9E3779B)[None, :])
+    return scores.double().div(2**31).float()
+
+
+class AGC(Compressor):
+    """Attention-guided clustering.
+
+    ``T = num_queries`` learned universal-query tokens are appended to every
+    document. The saliency of document token ``j`` is the last-layer attention
+    from the universal queries to ``j``, averaged over heads and queries
+    (``alpha_j``). The ``m`` most salient real tokens become centroids, every real
+    token joins its most cosine-similar centroid (a centroid always joins its own
+    cluster), and each cluster becomes the ``alpha``-weighted mean of its members,
+    so gradients reach the encoder through ``alpha`` and the vectors (the
+    selection and assignment are constants). A document with at most ``m`` real
+    tokens keeps its tokens. Output vectors are in decreasing order of their
+    centroid's selection score.
+
+    Parameters
+    ----------
+    budget : int
+        m, the number of centroids (may be changed at index time, the number of
+        universal queries stays).
+    posthoc : bool
+        Compress only at index time.
+    num_queries : int or None
+        ``|Psi|``, the number of universal-query tokens; None: the training budget
+        (the paper aligns them).
+    weighting : bool
+        Saliency-weighted means; False: plain means (ablation "w/o Attn Weight").
+    selection : {"saliency", "random"}
+        Centroids by top saliency, or at random ("w/o Attn Select"; a pseudo-random
+        priority per document from ``seed`` and its token ids, see
+        :func:`random_scores`).
+    clustering : bool
+        Aggregate clusters; False keeps only the centroid tokens ("w/o Cluster").
+    seed : int
+        Seed of the random selection.
+    init_std : float
+        Standard deviation of the normal initialisation of the universal-query
+        embeddings (BERT's ``initializer_range``).
+    hidden_size : int
+        H, the backbone's hidden (input embedding) size.
+    dim : int or None
+        Projection dimension; unused.
+    """
+
+    needs_attention = True
+
+    def __init__(
+        self,
+        budget: int,
+        hidden_size: int,
+        posthoc: bool = False,
+        num_queries: int | None = None,
+        weighting: bool = True,
+        selection: str = "saliency",
+        clustering: bool = True,
+        seed: int = 0,
+        init_std: float = 0.02,
+        dim: int | None = None,
+    ) -> None:
+        if budget is None:
+            raise ValueError("agc needs an integer compressor.budget, got null")
+        super().__init__(budget=budget, posthoc=posthoc)
+        if selection not in SELECTIONS:
+            raise ValueError(f"compressor.selection must be one of {SELECTIONS}, got {selection!r}")
+        num_queries = budget if num_queries is None else num_queries
+        if num_queries < 1:
+            raise ValueError(f"compressor.num_queries must be >= 1 or null, got {num_queries}")
+        self.num_extra_tokens = num_queries
+        self.weighting = weighting
+        self.selection = selection
+        self.clustering = clustering
+        self.seed = seed
+        self.queries = nn.Parameter(torch.randn(num_queries, hidden_size) * init_std)
+
+    def set_budget(self, budget: int | None) -> None:
+        """Change the index-time number of centroids (any positive integer)."""
+        if budget is None:
+            raise ValueError("agc needs an integer budget, got None")
+        super().set_budget(budget)
+
+    def extra_token_embeddings(self) -> Tensor:
+        """The universal-query input embeddings ``[T, H]``."""
+        return self.queries
+
+    def saliency(self, attentions: Tensor, mask: Tensor) -> Tensor:
+        """Attention from the universal queries to each real document token.
+
+        Parameters
+        ----------
+        attentions : Tensor[B, heads, N + T, N + T]
+            Last-layer attention probabilities, real tokens first.
+        mask : Tensor[B, N]
+            Bool, True for real tokens.
+
+        Returns
+        -------
+        Tensor[B, N]
+            ``alpha``, averaged over heads and universal queries; 0 on masked tokens.
+        """
+        n = mask.shape[1]
+        expected = n + self.num_extra_tokens
+        if attentions.shape[-2:] != (expected, expected):
+            raise ValueError(
+                f"agc expected attentions [B, heads, {expected}, {expected}] (N={n} tokens + "
+                f"{self.num_extra_tokens} universal queries), got {tuple(attentions.shape)}"
+            )
+        alpha = attentions[:, :, n:, :n].mean(dim=(1, 2))
+        return alpha * mask
+
+    def forward(
+        self, vectors: Tensor, states: TokenStates, extra_vectors: Tensor | None = None
+    ) -> Compressed:
+        """Cluster every document around its ``budget`` most salient tokens.
+
+        Parameters
+        ----------
+        vectors : Tensor[B, N, D]
+            Projected token vectors.
+        states : TokenStates
+            ``mask[B, N]``, ``input_ids`` (random selection) and
+            ``attentions[B, heads, N + T, N + T]``.
+        extra_vectors : Tensor[B, T, D] or None
+            Unused (the universal queries act through attention only).
+
+        Returns
+        -------
+        Compressed
+            ``vectors[B, M, D]`` with ``M = min(budget, N)``.
+        """
+        if states.attentions is None:
+            raise ValueError(
+                "agc needs the encoder's last-layer attentions (TokenStates.attentions is None): "
+                "load the backbone with eager attention and pass output_attentions"
+            )
+        mask = states.mask.bool()
+        alpha = self.saliency(states.attentions, mask)
+        if self.selection == "saliency":
+            scores = alpha.detach()
+        else:
+            scores = random_scores(states.input_ids, mask, self.seed).to(alpha.dtype)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        k = min(self.budget, vectors.shape[1])
+        centroids = scores.topk(k, dim=1).indices  # [B, k]
+        valid = mask.gather(1, centroids)  # real tokens (a prefix of the k slots)
+        if not self.clustering:
+            picked = vectors.gather(1, centroids[..., None].expand(-1, -1, vectors.shape[-1]))
+            return Compressed(picked, valid)
+        with torch.no_grad():
+            unit = F.normalize(vectors.detach(), dim=-1)
+            centres = unit.gather(1, centroids[..., None].expand(-1, -1, unit.shape[-1]))
+            similarity = unit @ centres.transpose(1, 2)  # [B, N, k] cosines
+            similarity = similarity.masked_fill(~valid[:, None, :], float("-inf"))
+            assignment = similarity.argmax(-1)  # [B, N]
+            slots = torch.arange(k, device=vectors.device).expand_as(centroids)
+            assignment = assignment.scatter(1, centroids, slots)
+            assignment = assignment.masked_fill(~mask, -1)
+        weights = alpha.clamp_min(torch.finfo(alpha.dtype).tiny) if self.weighting else None
+        pooled, out_mask = cluster_means(vectors, assignment, k, weights)
+        return Compressed(pooled, out_mask)

@@ -1,8 +1,8 @@
 """Entry point: compose the config, train, index, evaluate.
 
-    python -m colcompress.run                                  # defaults (NFCorpus, MiniLM)
-    python -m colcompress.run compressor=agc budget=32         # one run
-    python -m colcompress.run -m compressor=agc,hpool budget=5,32,128   # a sweep
+python -m colcompress.run                                  # defaults (NFCorpus, MiniLM)
+python -m colcompress.run compressor=agc budget=32         # one run
+python -m colcompress.run -m compressor=agc,hpool budget=5,32,128   # a sweep
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from colcompress.checkpoint import load_model_weights, model_config
 from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines
 from colcompress.evaluation.evaluator import IndexEvaluator
+from colcompress.evaluation.utilization import UtilizationAnalysis, UtilizationStats
 from colcompress.models.backbone import resolve_backbone
 from colcompress.models.colbert import ColBERT
 from colcompress.training.collate import TrainCollator
@@ -32,8 +33,14 @@ from colcompress.training.module import RetrievalModule
 log = logging.getLogger(__name__)
 
 TRAINING_ARGS = (
-    "lr", "projection_lr", "weight_decay", "warmup_steps", "temperature",
-    "contrastive_weight", "distillation_weight", "teacher_temperature",
+    "lr",
+    "projection_lr",
+    "weight_decay",
+    "warmup_steps",
+    "temperature",
+    "contrastive_weight",
+    "distillation_weight",
+    "teacher_temperature",
 )
 
 
@@ -69,8 +76,9 @@ def _init_projection(model: ColBERT, cfg: DictConfig, datamodule: Any) -> None:
     rng = random.Random(cfg.seed)
     ids = rng.sample(sorted(corpus), min(cfg.training.projection_init_docs, len(corpus)))
     kept = model.fit_projection([corpus[i].full_text for i in ids])
-    log.info("projection initialised from an SVD of %d documents (%.1f%% energy)", len(ids),
-             100 * kept)
+    log.info(
+        "projection initialised from an SVD of %d documents (%.1f%% energy)", len(ids), 100 * kept
+    )
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -83,12 +91,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     model = build_model(cfg.model, cfg.compressor)
     if cfg.init_from:
         load_model_weights(model, cfg.init_from)
-    elif cfg.train and not cfg.ckpt_path:
+    elif not cfg.ckpt_path:
         _init_projection(model, cfg, datamodule)
-    datamodule.collate_fn = TrainCollator(model)
+    datamodule.collate_fn = TrainCollator(model, datamodule.train_data.positives)
 
-    stored = {"model": OmegaConf.to_container(cfg.model, resolve=True),
-              "compressor": OmegaConf.to_container(cfg.compressor, resolve=True)}
+    stored = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "compressor": OmegaConf.to_container(cfg.compressor, resolve=True),
+    }
     module = RetrievalModule(
         model,
         teacher=_teacher(cfg.training.teacher_ckpt),
@@ -124,6 +134,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         batch_size=cfg.evaluation.batch_size,
         metrics=list(cfg.evaluation.metrics),
         precision=str(cfg.trainer.get("precision")),
+        analyses=_analyses(cfg, output_dir),
     )
     loggers = [instantiate(c) for c in cfg.logger.values()]
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
@@ -137,11 +148,53 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     elif cfg.evaluate:
         evaluator.run(model, loggers)
+    results = evaluator.results or {}
+    _log_artifacts(loggers, results, output_dir)
     for logger in loggers:
         logger.finalize("success")
-    results = evaluator.results or {}
     _print_summary(results)
     return results
+
+
+def _analyses(cfg: DictConfig, output_dir: str) -> list[Any]:
+    util = cfg.evaluation.utilization
+    if not util.enabled:
+        return []
+    return [
+        UtilizationAnalysis(
+            similarity_positions=util.similarity_positions,
+            similarity_sample=util.similarity_sample,
+            output_dir=output_dir,
+        )
+    ]
+
+
+def _log_artifacts(loggers: list[Any], results: dict[str, Any], output_dir: str) -> None:
+    """Baselines, utilization summary, per-position table and figures to wandb."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        flat = {
+            f"baseline/{name}/{metric}": value
+            for name, r in results.get("baselines", {}).items()
+            for metric, value in r["metrics"].items()
+        }
+        if "utilization" in results:
+            stats = UtilizationStats.from_dict(results["utilization"])
+            flat.update(stats.summary())
+        if flat:
+            logger.log_metrics(flat)
+        if not isinstance(logger, WandbLogger) or "utilization" not in results:
+            continue
+        logger.log_table(
+            key="utilization/per_position",
+            columns=["position", "strength", "wins"],
+            data=[[i, s, w] for i, (s, w) in enumerate(zip(stats.strength, stats.wins))],
+        )
+        for name in ("utilization_strength", "utilization_similarity"):
+            path = os.path.join(output_dir, f"{name}.png")
+            if os.path.exists(path):
+                logger.log_image(key=f"utilization/{name.split('_')[1]}", images=[path])
 
 
 def _print_summary(results: dict[str, Any]) -> None:

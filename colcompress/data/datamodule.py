@@ -168,20 +168,21 @@ def read_teacher_scores(
 @dataclass(frozen=True)
 class _Pair:
     qid: str
-    positive: str
+    positives: tuple[str, ...]  # the positive is drawn from these (one in "pairs" mode)
     candidates: tuple[str, ...]
     excluded: frozenset[str]
 
 
 class TrainDataset(Dataset):
-    """Training examples, one per (query, positive) pair, with sampled negatives.
+    """Training examples with sampled positives and negatives.
 
     Parameters
     ----------
     data : BeirData
         The training split (corpus, queries).
     pairs : list of _Pair
-        Query, positive, candidate negatives and ids never to sample, per example.
+        Query, positive choices, candidate negatives and ids never to sample, per
+        example.
     num_negatives : int
         Negatives per example.
     seed : int
@@ -222,7 +223,8 @@ class TrainDataset(Dataset):
         i, epoch = index if isinstance(index, tuple) else (index, self.epoch)
         pair = self.pairs[i]
         rng = np.random.default_rng((self.seed, epoch, i))
-        doc_ids = [pair.positive, *self._sample_negatives(pair, rng)]
+        choice = int(rng.integers(len(pair.positives))) if len(pair.positives) > 1 else 0
+        doc_ids = [pair.positives[choice], *self._sample_negatives(pair, rng)]
         teacher = None
         if self.teacher is not None:
             teacher = [self.teacher[pair.qid][d] for d in doc_ids]
@@ -299,6 +301,10 @@ class RetrievalDataModule(lightning.LightningDataModule):
         Qrels splits; ``train_split=None`` (or ``eval_split=None``) skips that side.
     num_negatives : int
         Hard negatives per example (0: in-batch negatives only).
+    examples : {"pairs", "queries"}
+        ``pairs``: one example per (query, positive) pair per epoch (queries with
+        many positives dominate). ``queries``: one example per query per epoch,
+        its positive drawn anew each epoch (every query weighs the same).
     negatives_top_k : int
         BM25 candidates mined per query to sample negatives from.
     batch_size : int
@@ -339,6 +345,7 @@ class RetrievalDataModule(lightning.LightningDataModule):
         train_split: str | None = "train",
         eval_split: str | None = "test",
         num_negatives: int = 1,
+        examples: str = "pairs",
         negatives_top_k: int = 100,
         batch_size: int = 8,
         max_train_queries: int | None = None,
@@ -353,6 +360,8 @@ class RetrievalDataModule(lightning.LightningDataModule):
         super().__init__()
         if num_negatives < 0:
             raise ValueError(f"num_negatives must be >= 0, got {num_negatives}")
+        if examples not in ("pairs", "queries"):
+            raise ValueError(f"dataset.examples must be 'pairs' or 'queries', got {examples!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.name = name
@@ -362,6 +371,7 @@ class RetrievalDataModule(lightning.LightningDataModule):
         self.train_split = train_split
         self.eval_split = eval_split
         self.num_negatives = num_negatives
+        self.examples = examples
         self.negatives_top_k = negatives_top_k
         self.batch_size = batch_size
         self.max_train_queries = max_train_queries
@@ -435,6 +445,7 @@ class RetrievalDataModule(lightning.LightningDataModule):
         for qid in data.queries:
             positives = frozenset(data.positives(qid))
             shared = tuple(candidates[qid])  # one tuple per query, shared by its pairs
+            usable = []
             for docid in data.qrels[qid]:
                 if docid not in positives:
                     continue
@@ -445,7 +456,11 @@ class RetrievalDataModule(lightning.LightningDataModule):
                     if len(shared) < self.num_negatives:
                         too_few += 1
                         continue
-                pairs.append(_Pair(qid, docid, shared, positives))
+                usable.append(docid)
+            if self.examples == "queries" and usable:
+                pairs.append(_Pair(qid, tuple(usable), shared, positives))
+            else:
+                pairs.extend(_Pair(qid, (docid,), shared, positives) for docid in usable)
         if no_teacher:
             warnings.warn(
                 f"{self.teacher_scores}: skipped {no_teacher} training pairs whose positive "

@@ -43,19 +43,25 @@ def _topk_run(
 def _backbone_vectors(
     model: ColBERT, texts: list[str], is_query: bool, batch_size: int
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Token vectors ``[n_i, H]`` (L2-normalised) and mean-pooled ``[n, H]`` vectors."""
+    """Token vectors ``[n_i, H]`` (L2-normalised) and mean-pooled ``[n, H]`` vectors.
+
+    Texts are encoded longest first (little padding); outputs are in input order.
+    """
     model.eval()
-    tokens: list[torch.Tensor] = []
-    pooled: list[torch.Tensor] = []
+    tokens: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+    pooled = torch.zeros(len(texts), model.encoder.hidden_size)
     tokenize = model.tokenize_queries if is_query else model.tokenize_documents
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     for start in range(0, len(texts), batch_size):
-        batch = tokenize(texts[start : start + batch_size])
+        idx = order[start : start + batch_size]
+        batch = tokenize([texts[i] for i in idx])
         hidden = model.encoder(batch.input_ids, batch.attention_mask).hidden
         mask = batch.attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled.append(F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
+        pooled[idx] = F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
         normed = F.normalize(hidden, dim=-1)
-        tokens.extend(v[m] for v, m in zip(normed, batch.attention_mask.bool()))
-    return tokens, torch.cat(pooled)
+        for i, v, m in zip(idx, normed, batch.attention_mask.bool()):
+            tokens[i] = v[m]
+    return tokens, pooled
 
 
 def _cache_path(cache_dir: Path, data: BeirData, settings: dict[str, Any]) -> Path:
@@ -102,8 +108,11 @@ def evaluate_baselines(
     if unknown:
         raise ValueError(f"unknown baselines {unknown}: choose from {list(BASELINES)}")
     settings = {
-        "backbone": backbone, "top_k": top_k, "query_length": query_length,
-        "doc_length": doc_length, "metrics": list(metrics),
+        "backbone": backbone,
+        "top_k": top_k,
+        "query_length": query_length,
+        "doc_length": doc_length,
+        "metrics": list(metrics),
     }
     cache = _cache_path(Path(cache_dir), data, settings) if cache_dir else None
     cached: dict[str, dict[str, Any]] = {}
@@ -114,12 +123,17 @@ def evaluate_baselines(
     if "bm25" in todo:
         start = time.perf_counter()
         run = bm25_search(data, top_k)
-        out["bm25"] = {"metrics": compute_metrics(data.qrels, run, metrics),
-                       "seconds": time.perf_counter() - start}
+        out["bm25"] = {
+            "metrics": compute_metrics(data.qrels, run, metrics),
+            "seconds": time.perf_counter() - start,
+        }
     neural = [n for n in todo if n != "bm25"]
     if neural:
-        out.update(_neural_baselines(data, backbone, neural, top_k, query_length, doc_length,
-                                     batch_size, metrics))
+        out.update(
+            _neural_baselines(
+                data, backbone, neural, top_k, query_length, doc_length, batch_size, metrics
+            )
+        )
     if cache is not None and todo:
         write_json({**cached, **out}, cache)
     return {n: out[n] for n in names}
@@ -136,8 +150,12 @@ def _neural_baselines(
     metrics: tuple[str, ...] | list[str],
 ) -> dict[str, dict[str, Any]]:
     model = ColBERT(
-        backbone, dim=None, query_length=query_length, doc_length=doc_length,
-        query_augmentation=False, skip_punctuation=False,
+        backbone,
+        dim=None,
+        query_length=query_length,
+        doc_length=doc_length,
+        query_augmentation=False,
+        skip_punctuation=False,
     )
     doc_ids, query_ids = list(data.corpus), list(data.queries)
     start = time.perf_counter()
@@ -153,14 +171,18 @@ def _neural_baselines(
     if "dense" in names:
         start = time.perf_counter()
         run = _topk_run(q_pooled @ doc_pooled.T, query_ids, doc_ids, top_k)
-        out["dense"] = {"metrics": compute_metrics(data.qrels, run, metrics),
-                        "seconds": encode_s + time.perf_counter() - start}
+        out["dense"] = {
+            "metrics": compute_metrics(data.qrels, run, metrics),
+            "seconds": encode_s + time.perf_counter() - start,
+        }
     if "multivector" in names:
         start = time.perf_counter()
         index = FlatIndex()
         index.build(doc_tokens, doc_ids)
         result = index.search(q_tokens, top_k)
         run = {q: dict(zip(i, s)) for q, i, s in zip(query_ids, result.ids, result.scores)}
-        out["multivector"] = {"metrics": compute_metrics(data.qrels, run, metrics),
-                              "seconds": encode_s + time.perf_counter() - start}
+        out["multivector"] = {
+            "metrics": compute_metrics(data.qrels, run, metrics),
+            "seconds": encode_s + time.perf_counter() - start,
+        }
     return out

@@ -93,7 +93,11 @@ def evaluate_model(
     index.build(docs.vectors, doc_ids)
     build_s = time.perf_counter() - start
     queries = encode(
-        model, [data.queries[q] for q in query_ids], True, batch_size, precision=precision,
+        model,
+        [data.queries[q] for q in query_ids],
+        True,
+        batch_size,
+        precision=precision,
         desc="queries",
     )
     start = time.perf_counter()

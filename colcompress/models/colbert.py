@@ -38,7 +38,9 @@ class Tokenized:
     mask: Tensor
 
     def to(self, device: torch.device | str) -> Tokenized:
-        return Tokenized(self.input_ids.to(device), self.attention_mask.to(device), self.mask.to(device))
+        return Tokenized(
+            self.input_ids.to(device), self.attention_mask.to(device), self.mask.to(device)
+        )
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -123,7 +125,9 @@ class ColBERT(nn.Module):
             return None
         token_id = self.tokenizer.convert_tokens_to_ids(token)
         if token_id is None or token_id == self.tokenizer.unk_token_id:
-            raise ValueError(f"{option}={token!r} is not a single token of the backbone's vocabulary")
+            raise ValueError(
+                f"{option}={token!r} is not a single token of the backbone's vocabulary"
+            )
         return int(token_id)
 
     def _punctuation_ids(self) -> set[int]:
@@ -238,7 +242,9 @@ class ColBERT(nn.Module):
         vectors = self._project(states.hidden)
         if not use:
             return Compressed(vectors, batch.mask)
-        extra_vectors = self._project(states.extra_hidden) if states.extra_hidden is not None else None
+        extra_vectors = (
+            self._project(states.extra_hidden) if states.extra_hidden is not None else None
+        )
         out = compressor(vectors, states, extra_vectors)
         return Compressed(self._normalize(out.vectors), out.mask)
 

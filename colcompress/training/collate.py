@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +25,16 @@ class TrainBatch:
     group_size : int
         G = 1 + hard negatives.
     teacher_scores : Tensor[B, G] or None
+    false_negatives : Tensor[B, B * G] or None
+        True where a document of *another* query's group is a known positive of
+        query b (or the same document as b's positive): masked out of b's softmax.
     """
 
     queries: Tokenized
     docs: Tokenized
     group_size: int
     teacher_scores: Tensor | None = None
+    false_negatives: Tensor | None = None
 
 
 class TrainCollator:
@@ -39,19 +44,36 @@ class TrainCollator:
     ----------
     model : ColBERT
         Supplies the tokenisation (query augmentation, markers, punctuation mask).
+    positives : callable or None
+        ``qid -> set of relevant doc ids``; when given, in-batch documents that are
+        known positives of a query are not used as its negatives.
     """
 
-    def __init__(self, model: ColBERT) -> None:
+    def __init__(self, model: ColBERT, positives: Callable[[str], set[str]] | None = None) -> None:
         self.model = model
+        self.positives = positives
+
+    def _false_negatives(self, examples: list[Any], group: int) -> Tensor | None:
+        if self.positives is None:
+            return None
+        doc_ids = [d for e in examples for d in e.doc_ids]
+        mask = torch.zeros(len(examples), len(doc_ids), dtype=torch.bool)
+        for b, example in enumerate(examples):
+            relevant = self.positives(example.qid) | {example.doc_ids[0]}
+            for j, doc_id in enumerate(doc_ids):
+                mask[b, j] = doc_id in relevant and j // group != b
+        return mask if mask.any() else None
 
     def __call__(self, examples: list[Any]) -> TrainBatch:
         sizes = {len(e.docs) for e in examples}
         if len(sizes) != 1:
-            raise ValueError(f"every example needs the same number of documents, got {sorted(sizes)}")
+            raise ValueError(
+                f"every example needs the same number of documents, got {sorted(sizes)}"
+            )
         group = sizes.pop()
         queries = self.model.tokenize_queries([e.query for e in examples])
         docs = self.model.tokenize_documents([d for e in examples for d in e.docs])
         teacher = None
         if examples[0].teacher_scores is not None:
             teacher = torch.tensor([e.teacher_scores for e in examples], dtype=torch.float32)
-        return TrainBatch(queries, docs, group, teacher)
+        return TrainBatch(queries, docs, group, teacher, self._false_negatives(examples, group))

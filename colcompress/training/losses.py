@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def contrastive_loss(scores: Tensor, group_size: int, temperature: float) -> Tensor:
+def contrastive_loss(
+    scores: Tensor, group_size: int, temperature: float, exclude: Tensor | None = None
+) -> Tensor:
     """In-batch + hard-negative InfoNCE.
 
     Parameters
@@ -19,6 +21,8 @@ def contrastive_loss(scores: Tensor, group_size: int, temperature: float) -> Ten
         G = 1 + number of hard negatives per query.
     temperature : float
         Scores are divided by it before the softmax.
+    exclude : Tensor[B, B * G] or None
+        True for documents left out of query b's softmax (known false negatives).
 
     Returns
     -------
@@ -26,7 +30,10 @@ def contrastive_loss(scores: Tensor, group_size: int, temperature: float) -> Ten
         Mean cross-entropy of the positive against all documents of the batch.
     """
     targets = torch.arange(scores.shape[0], device=scores.device) * group_size
-    return F.cross_entropy(scores / temperature, targets)
+    logits = scores / temperature
+    if exclude is not None:
+        logits = logits.masked_fill(exclude.to(logits.device), float("-inf"))
+    return F.cross_entropy(logits, targets)
 
 
 def distillation_loss(

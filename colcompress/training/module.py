@@ -93,7 +93,7 @@ class RetrievalModule(L.LightningModule):
         terms: dict[str, Tensor] = {}
         if self.contrastive_weight > 0:
             terms["contrastive"] = self.contrastive_weight * contrastive_loss(
-                scores, batch.group_size, self.temperature
+                scores, batch.group_size, self.temperature, batch.false_negatives
             )
         if self.distillation_weight > 0:
             teacher = self._teacher_scores(batch)
@@ -134,7 +134,10 @@ class RetrievalModule(L.LightningModule):
             return max(0.0, (total - step) / max(total - warmup, 1))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["colcompress_model_config"] = self.model_config

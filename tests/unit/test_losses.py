@@ -12,10 +12,13 @@ from colcompress.training.losses import contrastive_loss, distillation_loss, own
 def test_contrastive_targets_each_query_positive():
     # 2 queries, group size 2: positives at columns 0 and 2.
     scores = torch.tensor([[2.0, 1.0, 0.0, 0.0], [0.0, 0.0, 3.0, 1.0]])
-    expected = -(
-        math.log(math.exp(2) / (math.exp(2) + math.exp(1) + 2))
-        + math.log(math.exp(3) / (math.exp(3) + math.exp(1) + 2))
-    ) / 2
+    expected = (
+        -(
+            math.log(math.exp(2) / (math.exp(2) + math.exp(1) + 2))
+            + math.log(math.exp(3) / (math.exp(3) + math.exp(1) + 2))
+        )
+        / 2
+    )
     assert math.isclose(contrastive_loss(scores, 2, 1.0).item(), expected, rel_tol=1e-6)
 
 
@@ -34,3 +37,16 @@ def test_distillation_zero_iff_distributions_match():
     assert distillation_loss(s, s, 1.0).abs().item() < 1e-6
     assert distillation_loss(s, s + 10.0, 1.0).abs().item() < 1e-5  # shift-invariant
     assert distillation_loss(s, -s, 1.0).item() > 0
+
+
+def test_excluded_false_negatives_leave_the_softmax():
+    scores = torch.tensor([[2.0, 1.0, 5.0, 0.0], [0.0, 0.0, 3.0, 1.0]])
+    exclude = torch.zeros(2, 4, dtype=torch.bool)
+    exclude[0, 2] = True  # query 0's third column is one of its positives
+    reference = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    expected = (
+        torch.nn.functional.cross_entropy(reference[:1], torch.tensor([0]))
+        + torch.nn.functional.cross_entropy(scores[1:], torch.tensor([2]))
+    ) / 2
+    got = contrastive_loss(scores, 2, 1.0, exclude)
+    assert torch.isclose(got, expected)

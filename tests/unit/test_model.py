@@ -8,7 +8,12 @@ import torch
 from colcompress.compressors.base import Compressed, Compressor
 from colcompress.models.colbert import ColBERT
 
-TINY = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+TINY = {
+    "num_hidden_layers": 2,
+    "hidden_size": 32,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 
 
 @pytest.fixture(scope="module")

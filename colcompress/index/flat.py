@@ -1,0 +1,302 @@
+"""Exact MaxSim search over every stored document vector: the ground truth index."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from colcompress.index.base import Index, SearchResult
+
+
+def validate_documents(doc_vectors: list[Tensor], ids: list[str], where: str) -> int:
+    """Check the input of :meth:`Index.build` and return the vector dimension.
+
+    Parameters
+    ----------
+    doc_vectors : list of Tensor[m_i, D]
+        One floating tensor per document, ``m_i >= 1``, the same ``D`` for all.
+    ids : list of str
+        Unique document ids aligned with ``doc_vectors``.
+    where : str
+        Name of the caller, put at the start of every error message.
+
+    Returns
+    -------
+    int
+        The shared vector dimension ``D``.
+
+    Raises
+    ------
+    ValueError
+        On an empty collection, a length mismatch, a non-2-D or empty document,
+        mismatched dimensions, non-string or duplicate ids.
+    TypeError
+        On a non-tensor or non-floating document.
+    """
+    if len(doc_vectors) == 0:
+        raise ValueError(f"{where}: doc_vectors is empty; expected at least one document")
+    if len(ids) != len(doc_vectors):
+        raise ValueError(
+            f"{where}: got {len(doc_vectors)} documents but {len(ids)} ids; "
+            "expected one id per document"
+        )
+    dim = -1
+    for i, doc in enumerate(doc_vectors):
+        if not isinstance(doc, Tensor) or not doc.is_floating_point():
+            raise TypeError(f"{where}: doc_vectors[{i}] must be a floating torch.Tensor[m_i, D]")
+        if doc.dim() != 2:
+            raise ValueError(
+                f"{where}: doc_vectors[{i}] has shape {tuple(doc.shape)}; expected 2-D [m_i, D]"
+            )
+        if doc.shape[0] == 0:
+            raise ValueError(
+                f"{where}: doc_vectors[{i}] (id {ids[i]!r}) has 0 vectors; "
+                "every document needs m_i >= 1"
+            )
+        if i == 0:
+            dim = int(doc.shape[1])
+        elif doc.shape[1] != dim:
+            raise ValueError(
+                f"{where}: doc_vectors[{i}] has dimension {doc.shape[1]}; "
+                f"expected D={dim} like doc_vectors[0]"
+            )
+    seen: dict[str, int] = {}
+    for i, doc_id in enumerate(ids):
+        if not isinstance(doc_id, str):
+            raise ValueError(f"{where}: ids[{i}] is {type(doc_id).__name__}; expected str")
+        if doc_id in seen:
+            raise ValueError(
+                f"{where}: duplicate id {doc_id!r} at positions {seen[doc_id]} and {i}; "
+                "ids must be unique"
+            )
+        seen[doc_id] = i
+    return dim
+
+
+def validate_queries(queries: list[Tensor], dim: int, k: int, where: str) -> None:
+    """Check the input of :meth:`Index.search`.
+
+    Parameters
+    ----------
+    queries : list of Tensor[l_q, D]
+        One floating tensor per query, ``l_q >= 1``.
+    dim : int
+        The index's vector dimension ``D``.
+    k : int
+        Requested results per query, ``k >= 1``.
+    where : str
+        Name of the caller, put at the start of every error message.
+
+    Raises
+    ------
+    ValueError
+        On ``k < 1``, a non-2-D or empty query, or a dimension other than ``dim``.
+    TypeError
+        On a non-tensor or non-floating query.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{where}: k={k!r}; expected an int >= 1")
+    for i, query in enumerate(queries):
+        if not isinstance(query, Tensor) or not query.is_floating_point():
+            raise TypeError(f"{where}: queries[{i}] must be a floating torch.Tensor[l_q, D]")
+        if query.dim() != 2 or query.shape[0] == 0 or query.shape[1] != dim:
+            raise ValueError(
+                f"{where}: queries[{i}] has shape {tuple(query.shape)}; "
+                f"expected [l_q >= 1, D={dim}]"
+            )
+
+
+def pad_stack(tensors: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Stack variable-length vector sets into one zero-padded batch with a mask.
+
+    Parameters
+    ----------
+    tensors : list of Tensor[n_i, D]
+
+    Returns
+    -------
+    padded : Tensor[B, max n_i, D]
+        Padding rows are zero.
+    mask : Tensor[B, max n_i]
+        True for real rows.
+    """
+    lengths = torch.tensor([t.shape[0] for t in tensors])
+    padded = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
+    mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
+    return padded, mask.to(padded.device)
+
+
+class FlatIndex(Index):
+    """Exact (brute-force) MaxSim index: the ground truth approximate indexes are checked against.
+
+    Documents are sorted by length and stored as padded chunks of ``batch_size``
+    documents. Every stored row carries one extra coordinate: 0 for real vectors and
+    the dtype's lowest value for padding; queries get a matching coordinate of 1, so
+    one matrix product yields similarities in which padding can never win a max.
+    Search scores every query block against every chunk with batched tensor ops and
+    keeps a running top-k per query.
+
+    Parameters
+    ----------
+    batch_size : int
+        Documents per stored chunk (the document block of one scoring step).
+    dtype : torch.dtype
+        Storage and scoring dtype of the vectors.
+    query_batch_size : int
+        Queries per scoring step. One step materialises a
+        ``[query_batch_size, l_q, batch_size, m]`` similarity tensor.
+    device : str or torch.device
+        Where the chunks live and scoring runs.
+
+    Notes
+    -----
+    Ties are broken deterministically: among equal scores the document given earlier to
+    :meth:`build` ranks first.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 1024,
+        dtype: torch.dtype = torch.float32,
+        query_batch_size: int = 16,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if batch_size < 1 or query_batch_size < 1:
+            raise ValueError(
+                f"FlatIndex: batch_size={batch_size}, query_batch_size={query_batch_size}; "
+                "expected both >= 1"
+            )
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.query_batch_size = query_batch_size
+        self.device = torch.device(device)
+        self._ids: list[str] = []
+        self._dim = 0
+        self._num_vectors = 0
+        # (rows[b * L, D + 1] with the padding coordinate, document positions[b], L)
+        self._chunks: list[tuple[Tensor, Tensor, int]] = []
+
+    def build(self, doc_vectors: list[Tensor], ids: list[str]) -> None:
+        """Store the documents, replacing anything built before.
+
+        Parameters
+        ----------
+        doc_vectors : list of Tensor[m_i, D]
+            One tensor per document, padding removed (``m_i >= 1``).
+        ids : list of str
+            Unique document ids aligned with ``doc_vectors``.
+        """
+        dim = validate_documents(doc_vectors, ids, "FlatIndex.build")
+        lengths = torch.tensor([d.shape[0] for d in doc_vectors])
+        order = torch.sort(lengths, stable=True).indices
+        chunks = []
+        for start in range(0, len(doc_vectors), self.batch_size):
+            positions = order[start : start + self.batch_size]
+            docs = [
+                doc_vectors[p].detach().to(device=self.device, dtype=self.dtype)
+                for p in positions.tolist()
+            ]
+            vectors, mask = pad_stack(docs)
+            pad_coord = torch.zeros(mask.shape, dtype=self.dtype, device=self.device)
+            pad_coord.masked_fill_(~mask, torch.finfo(self.dtype).min)
+            rows = torch.cat([vectors, pad_coord[..., None]], dim=-1)
+            chunks.append((rows.flatten(0, 1), positions.to(self.device), vectors.shape[1]))
+        self._chunks = chunks
+        self._ids = list(ids)
+        self._dim = dim
+        self._num_vectors = int(lengths.sum())
+
+    @torch.inference_mode()
+    def search(self, queries: list[Tensor], k: int) -> SearchResult:
+        """Rank all documents for each query by exact MaxSim.
+
+        Parameters
+        ----------
+        queries : list of Tensor[l_q, D]
+            One tensor per query, padding removed.
+        k : int
+            Results per query; ``min(k, number of documents)`` are returned.
+
+        Returns
+        -------
+        SearchResult
+            Ids and scores, best first.
+        """
+        if not self._chunks:
+            raise RuntimeError("FlatIndex.search: the index is empty; call build() first")
+        validate_queries(queries, self._dim, k, "FlatIndex.search")
+        k = min(k, len(self._ids))
+        ids: list[list[str]] = []
+        scores: list[list[float]] = []
+        for start in range(0, len(queries), self.query_batch_size):
+            block = [
+                q.detach().to(device=self.device, dtype=self.dtype)
+                for q in queries[start : start + self.query_batch_size]
+            ]
+            top_scores, top_positions = self._search_block(*pad_stack(block), k)
+            for row_scores, row_positions in zip(
+                top_scores.tolist(), top_positions.tolist(), strict=True
+            ):
+                ids.append([self._ids[p] for p in row_positions])
+                scores.append(row_scores)
+        return SearchResult(ids=ids, scores=scores)
+
+    def _search_block(self, queries: Tensor, query_mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """Exact top-k over every chunk for one padded block of queries.
+
+        Parameters
+        ----------
+        queries : Tensor[Bq, Lq, D]
+        query_mask : Tensor[Bq, Lq]
+        k : int
+            At most the number of documents.
+
+        Returns
+        -------
+        scores : Tensor[Bq, k]
+            Best first; ties ordered by ascending document position.
+        positions : Tensor[Bq, k]
+            Positions of the documents in the list given to :meth:`build`.
+        """
+        n_queries, query_len, _ = queries.shape
+        ones = torch.ones(n_queries, query_len, 1, dtype=queries.dtype, device=queries.device)
+        flat_queries = torch.cat([queries, ones], dim=-1).flatten(0, 1)  # [Bq * Lq, D + 1]
+        weights = query_mask.to(queries.dtype)[..., None]  # [Bq, Lq, 1]
+        score_dtype = torch.promote_types(self.dtype, torch.float32)
+        best_scores = torch.empty(n_queries, 0, dtype=score_dtype, device=self.device)
+        best_positions = torch.empty(n_queries, 0, dtype=torch.long, device=self.device)
+        for rows, positions, doc_len in self._chunks:
+            sim = (flat_queries @ rows.T).view(n_queries, query_len, -1, doc_len)
+            chunk_scores = (sim.amax(dim=-1) * weights).sum(dim=1).to(score_dtype)  # [Bq, b]
+            cand_scores = torch.cat([best_scores, chunk_scores], dim=1)
+            cand_positions = torch.cat(
+                [best_positions, positions[None, :].expand(n_queries, -1)], dim=1
+            )
+            # Lexicographic (score desc, position asc): order by position, then a stable
+            # sort by score keeps that order among ties (torch.topk does not promise one).
+            by_position = torch.argsort(cand_positions, dim=1)
+            cand_scores = cand_scores.gather(1, by_position)
+            cand_positions = cand_positions.gather(1, by_position)
+            keep = torch.sort(cand_scores, dim=1, descending=True, stable=True).indices[:, :k]
+            best_scores = cand_scores.gather(1, keep)
+            best_positions = cand_positions.gather(1, keep)
+        return best_scores, best_positions
+
+    def size_bytes(self) -> int:
+        """Bytes of a compact layout: all vectors plus ``int64`` document offsets.
+
+        Returns
+        -------
+        int
+            ``num_vectors * D * itemsize + (num_docs + 1) * 8``; 0 before :meth:`build`.
+            The padding of the in-memory chunks is not counted.
+        """
+        if not self._chunks:
+            return 0
+        itemsize = torch.empty(0, dtype=self.dtype).element_size()
+        return self._num_vectors * self._dim * itemsize + (len(self._ids) + 1) * 8
+
+    @property
+    def num_vectors(self) -> int:
+        """Total number of indexed document vectors."""
+        return self._num_vectors

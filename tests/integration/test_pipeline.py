@@ -1,0 +1,109 @@
+"""Tiny end-to-end runs through Hydra: train -> FastPlaid index -> ranx metrics."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from tests.conftest import ROOT
+from tests.integration.helpers import colcompress, load_results, run_env
+
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+
+def _finite_unit(value: float) -> bool:
+    return math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+def test_debug_run_trains_indexes_and_evaluates(tmp_path: Path):
+    proc = colcompress(tmp_path, "debug=default", "evaluation.baselines=[bm25]")
+    results = load_results(tmp_path)
+    run_dir = Path(results["output_dir"])
+    assert all(_finite_unit(results["metrics"][m]) for m in METRICS)
+    assert _finite_unit(results["baselines"]["bm25"]["metrics"]["ndcg@10"])
+    index = results["index"]
+    assert index["num_docs"] == results["utilization"]["num_docs"] or index["num_docs"] > 0
+    assert index["index_bytes"] > 0 and index["vectors_per_doc"] > 1
+    assert (run_dir / "index").is_dir() and (run_dir / "run.trec").is_file()
+    assert results["config"]["index"]["_target_"].endswith("FastPlaidIndex")
+    assert results["method"] == "none" and results["dataset"] == "nfcorpus"
+    assert results["versions"]["torch"].startswith("2.11.0")
+    # utilization analytics are recorded for every run
+    util = results["utilization"]
+    assert 0 < util["index_usage"] <= 1 and util["cv"] is not None
+    assert (run_dir / "utilization_strength.png").is_file()
+    # wandb wrote its offline files inside the run directory, nowhere else
+    assert list((run_dir / "wandb").glob("offline-run-*"))
+    assert not (tmp_path / "wandb").exists() or not any((tmp_path / "wandb").iterdir())
+    assert "| colcompress (none) |" in proc.stdout
+    # checkpoints are there and rebuild the model for post-hoc evaluation
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_evaluate_checkpoint_without_training_with_flat_index(tmp_path: Path):
+    colcompress(tmp_path / "a", "debug=default", "evaluate=false")
+    (ckpt,) = (tmp_path / "a" / "logs").rglob("last.ckpt")
+    colcompress(
+        tmp_path / "b",
+        "debug=default",
+        "train=false",
+        f"init_from={ckpt}",
+        "index=flat",
+        "evaluation.baselines=[]",
+    )
+    results = load_results(tmp_path / "b")
+    assert results["config"]["index"]["_target_"].endswith("FlatIndex")
+    assert all(_finite_unit(results["metrics"][m]) for m in METRICS)
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path):
+    """Kill a long run right after its first checkpoint, then resume to the end."""
+    first = tmp_path / "first"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "colcompress.run",
+            "debug=default",
+            "trainer.max_steps=200",
+            "evaluate=false",
+            "logger=csv",
+        ],
+        cwd=ROOT,
+        env=run_env(first),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    ckpt = None
+    while time.time() < deadline and ckpt is None:
+        found = sorted((first / "logs").rglob("step2.ckpt")) if (first / "logs").exists() else []
+        ckpt = found[0] if found else None
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt is not None, "no checkpoint appeared before the deadline"
+    time.sleep(1)  # let a partially written later checkpoint settle; step2 is complete
+    assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == 2
+    second = tmp_path / "second"
+    colcompress(
+        second,
+        "debug=default",
+        f"ckpt_path={ckpt}",
+        "trainer.max_steps=4",
+        "evaluate=false",
+        "logger=csv",
+    )
+    (last,) = (second / "logs").rglob("last.ckpt")
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["global_step"] == 4
+    resumed = sorted(p.name for p in (second / "logs").rglob("step*.ckpt"))
+    assert resumed == ["step3.ckpt", "step4.ckpt"]

@@ -1,0 +1,133 @@
+"""Collation, false-negative masking and the training step of RetrievalModule."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from colcompress.data.datamodule import TrainExample
+from colcompress.models.colbert import ColBERT
+from colcompress.training.collate import TrainCollator
+from colcompress.training.module import RetrievalModule
+
+TINY = {
+    "num_hidden_layers": 1,
+    "hidden_size": 32,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+
+
+def _example(qid: str, docs: list[str], teacher: list[float] | None = None) -> TrainExample:
+    return TrainExample(
+        query=f"query {qid}",
+        docs=[f"text of {d}" for d in docs],
+        teacher_scores=teacher,
+        qid=qid,
+        doc_ids=docs,
+    )
+
+
+@pytest.fixture(scope="module")
+def model() -> ColBERT:
+    torch.manual_seed(0)
+    return ColBERT(random_config=TINY, dim=16, doc_length=16)
+
+
+def test_collator_groups_documents_and_masks_known_positives(model):
+    positives = {"q1": {"d1", "d3"}, "q2": {"d3"}}
+    examples = [_example("q1", ["d1", "n1"]), _example("q2", ["d3", "n2"])]
+    batch = TrainCollator(model, positives.__getitem__)(examples)
+    assert batch.group_size == 2
+    assert len(batch.queries) == 2 and len(batch.docs) == 4
+    # q1's positive d3 sits in q2's group: masked for q1 only; own group never masked
+    expected = torch.tensor([[False, False, True, False], [False, False, False, False]])
+    assert torch.equal(batch.false_negatives, expected)
+
+
+def test_collator_without_positives_masks_nothing(model):
+    batch = TrainCollator(model)([_example("q1", ["d1", "n1"]), _example("q2", ["d2", "n2"])])
+    assert batch.false_negatives is None and batch.teacher_scores is None
+
+
+def test_collator_refuses_ragged_groups(model):
+    with pytest.raises(ValueError, match="same number of documents"):
+        TrainCollator(model)([_example("q1", ["d1", "n1"]), _example("q2", ["d2"])])
+
+
+def test_collator_carries_teacher_scores(model):
+    batch = TrainCollator(model)([_example("q1", ["d1", "n1"], [3.0, 1.0])])
+    assert batch.teacher_scores.tolist() == [[3.0, 1.0]]
+
+
+def _fit(module: RetrievalModule, batches: list, steps: int) -> list[float]:
+    losses: list[float] = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            losses.append(float(outputs["loss"]))
+
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+    )
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
+    trainer.fit(module, train_dataloaders=loader)
+    return losses
+
+
+def test_contrastive_training_lowers_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = ColBERT(random_config=TINY, dim=16, doc_length=16)
+    topics = ["vitamin", "cancer", "sleep", "coffee"]
+    examples = [
+        TrainExample(
+            f"{t} risk", [f"{t} risk study", f"{topics[i - 1]} diet"], None, t, [t, f"n{t}"]
+        )
+        for i, t in enumerate(topics)
+    ]
+    batch = TrainCollator(model)(examples)
+    module = RetrievalModule(model, lr=2e-3, warmup_steps=0)
+    losses = _fit(module, [batch] * 40, 40)
+    # scores are sums over ~4 query tokens, so with temperature 1 the loss has a floor
+    assert losses[-1] < 0.7 * losses[0]
+    model.eval()
+    with torch.no_grad():
+        scores = model.score(
+            model.encode_queries(batch.queries), model.encode_documents(batch.docs)
+        )
+    assert scores.argmax(1).tolist() == [0, 2, 4, 6]  # every positive ranks first
+
+
+def test_distillation_needs_teacher_scores():
+    torch.manual_seed(0)
+    model = ColBERT(random_config=TINY, dim=16, doc_length=16)
+    batch = TrainCollator(model)([_example("q1", ["d1", "n1"]), _example("q2", ["d2", "n2"])])
+    module = RetrievalModule(model, contrastive_weight=0.0, distillation_weight=1.0)
+    with pytest.raises(ValueError, match="teacher"):
+        module.training_step(batch, 0)
+
+
+def test_distillation_with_a_teacher_model_follows_its_ranking():
+    torch.manual_seed(0)
+    teacher = ColBERT(random_config=TINY, dim=16, doc_length=16)
+    student = ColBERT(random_config=TINY, dim=16, doc_length=16)
+    examples = [_example(f"q{i}", [f"d{i}", f"n{i}", f"m{i}"]) for i in range(4)]
+    batch = TrainCollator(student)(examples)
+    module = RetrievalModule(
+        student, lr=2e-3, contrastive_weight=0.0, distillation_weight=1.0, teacher=teacher
+    )
+    losses = _fit(module, [batch] * 40, 40)
+    assert losses[-1] < 0.5 * losses[0]
+    assert all(not p.requires_grad for p in teacher.parameters())
+
+
+def test_a_loss_is_required():
+    with pytest.raises(ValueError, match="contrastive_weight"):
+        RetrievalModule(ColBERT(random_config=TINY, dim=16), contrastive_weight=0.0)

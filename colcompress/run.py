@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import random
+import traceback
 from functools import partial
 from typing import Any
 
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoConfig
@@ -24,6 +26,7 @@ from colcompress.checkpoint import load_model_weights, model_config
 from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines
 from colcompress.evaluation.evaluator import IndexEvaluator
+from colcompress.evaluation.results import write_json
 from colcompress.evaluation.utilization import UtilizationAnalysis, UtilizationStats
 from colcompress.models.backbone import resolve_backbone
 from colcompress.models.colbert import ColBERT
@@ -81,6 +84,19 @@ def _init_projection(model: ColBERT, cfg: DictConfig, datamodule: Any) -> None:
     )
 
 
+def _fit_corpus_statistics(model: ColBERT, datamodule: Any, batch_size: int = 512) -> None:
+    """Give compressors that need corpus statistics (IDF pruning) the indexed corpus."""
+    if not hasattr(model.compressor, "fit_idf"):
+        return
+    texts = [doc.full_text for doc in datamodule.eval_data.corpus.values()]
+    token_ids: list[list[int]] = []
+    for start in range(0, len(texts), batch_size):
+        tok = model.tokenize_documents(texts[start : start + batch_size])
+        token_ids.extend(ids[m].tolist() for ids, m in zip(tok.input_ids, tok.mask))
+    model.compressor.fit_idf(token_ids, vocab_size=len(model.tokenizer))
+    log.info("IDF table fitted on %d documents", len(texts))
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one configured job and return the contents of its ``results.json``."""
     L.seed_everything(cfg.seed, workers=True)
@@ -93,6 +109,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         load_model_weights(model, cfg.init_from)
     elif not cfg.ckpt_path:
         _init_projection(model, cfg, datamodule)
+    _fit_corpus_statistics(model, datamodule)
     datamodule.collate_fn = TrainCollator(model, datamodule.train_data.positives)
 
     stored = {
@@ -214,11 +231,41 @@ def _print_summary(results: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
+def _record_failure(cfg: DictConfig, error: BaseException) -> None:
+    output_dir = cfg.paths.output_dir
+    write_json(
+        {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+            "method": HydraConfig.get().runtime.choices.get("compressor", "none"),
+            "config": OmegaConf.to_container(cfg, resolve=False),
+            "output_dir": output_dir,
+        },
+        os.path.join(output_dir, "results.json"),
+    )
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Run one job. In a multirun a failing job is recorded as failed in its
+    ``results.json`` and the sweep goes on; a single run re-raises.
+
+    Returns ``cfg.optimized_metric`` of the results when set (for sweepers such as
+    Optuna), else None.
+    """
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    run(cfg)
+    try:
+        results = run(cfg)
+    except Exception as error:
+        _record_failure(cfg, error)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        log.exception("job %s failed; the sweep goes on", HydraConfig.get().job.num)
+        return None
+    metric = cfg.get("optimized_metric")
+    return float(results["metrics"][metric]) if metric and results else None
 
 
 if __name__ == "__main__":

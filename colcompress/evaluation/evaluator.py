@@ -88,6 +88,9 @@ def evaluate_model(
     texts = [data.corpus[d].full_text for d in doc_ids]
     query_ids = list(data.queries)
     log.info("encoding %d documents", len(texts))
+    counts = hasattr(model.compressor, "reset_counts")
+    if counts:
+        model.compressor.reset_counts()
     docs = encode(model, texts, False, batch_size, precision=precision, desc="corpus")
     start = time.perf_counter()
     index.build(docs.vectors, doc_ids)
@@ -122,6 +125,8 @@ def evaluate_model(
         },
         "num_queries": len(query_ids),
     }
+    if counts:
+        out["index"]["prune_ratio"] = float(model.compressor.prune_ratio)
     for analysis in analyses or []:
         out.update(analysis(model, data, docs, queries))
     return out

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from fast_plaid import search as fast_plaid_search
+from fast_plaid.search import fast_plaid as fast_plaid_module
 from torch import Tensor
 
 from colcompress.index.base import Index, SearchResult
@@ -29,6 +35,36 @@ def _check_nbits(nbits: int) -> None:
             f"FastPlaidIndex: nbits={nbits!r} is not supported; expected one of "
             f"{SUPPORTED_NBITS} (fast-plaid builds 3-bit indexes but its search fails on them)"
         )
+
+
+_KMEANS_LOCK = threading.Lock()
+
+
+def num_partitions(total_vectors: int, factor: float) -> int:
+    """PLAID's centroid count ``2 ** floor(log2(factor * sqrt(total_vectors)))``.
+
+    fast-plaid uses ``factor = 16``. Assigning every vector to its centroid costs
+    ``O(total_vectors * partitions)`` and dominates CPU builds (fast-plaid computes in
+    fp16, which CPUs emulate slowly), so CPU configs use a smaller factor.
+    """
+    return max(1, 2 ** math.floor(math.log2(max(factor * math.sqrt(total_vectors), 1.0))))
+
+
+@contextmanager
+def _partitions(count: int) -> Iterator[None]:
+    """Make fast-plaid's ``create`` use ``count`` k-means centroids.
+
+    fast-plaid 1.7 computes the count inside ``create`` without exposing it; its
+    ``compute_kmeans`` accepts ``num_partitions``, so the module-level function is
+    wrapped for the duration of one build (serialised by a lock).
+    """
+    with _KMEANS_LOCK:
+        original = fast_plaid_module.compute_kmeans
+        fast_plaid_module.compute_kmeans = partial(original, num_partitions=count)
+        try:
+            yield
+        finally:
+            fast_plaid_module.compute_kmeans = original
 
 
 def _dir_bytes(path: Path) -> int:
@@ -96,6 +132,10 @@ class FastPlaidIndex(Index):
         (``min(1 + 16 * sqrt(120 * num_docs), num_docs)``).
     n_processes : int or None
         CPU search threads over query chunks; None lets fast-plaid choose.
+    partition_factor : float
+        Number of k-means centroids is ``2 ** floor(log2(partition_factor *
+        sqrt(total vectors)))`` (see :func:`num_partitions`); fast-plaid's own
+        choice is 16.
     """
 
     def __init__(
@@ -110,8 +150,14 @@ class FastPlaidIndex(Index):
         seed: int = 42,
         n_samples_kmeans: int | None = None,
         n_processes: int | None = None,
+        partition_factor: float = 16.0,
     ) -> None:
         _check_nbits(nbits)
+        if partition_factor <= 0:
+            raise ValueError(
+                f"FastPlaidIndex: partition_factor={partition_factor!r}; expected a positive number"
+            )
+        self.partition_factor = partition_factor
         self.index_dir = Path(index_dir)
         self.nbits = nbits
         self.kmeans_niters = kmeans_niters
@@ -193,19 +239,21 @@ class FastPlaidIndex(Index):
             )
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        total = sum(int(d.shape[0]) for d in doc_vectors)
         try:
             engine = fast_plaid_search.FastPlaid(index=str(staging), device=self.device)
-            engine.create(
-                documents_embeddings=[d.detach().to("cpu", torch.float32) for d in doc_vectors],
-                kmeans_niters=self.kmeans_niters,
-                nbits=self.nbits,
-                n_samples_kmeans=self.n_samples_kmeans,
-                batch_size=self.batch_size,
-                seed=self.seed,
-                # Never keep a raw copy of the embeddings (fast-plaid's rebuild-on-update
-                # cache): this index is rebuilt, not updated, and size_bytes counts files.
-                start_from_scratch=0,
-            )
+            with _partitions(num_partitions(total, self.partition_factor)):
+                engine.create(
+                    documents_embeddings=[d.detach().to("cpu", torch.float32) for d in doc_vectors],
+                    kmeans_niters=self.kmeans_niters,
+                    nbits=self.nbits,
+                    n_samples_kmeans=self.n_samples_kmeans,
+                    batch_size=self.batch_size,
+                    seed=self.seed,
+                    # Never keep a raw copy of the embeddings (fast-plaid's rebuild-on-update
+                    # cache): this index is rebuilt, not updated, and size_bytes counts files.
+                    start_from_scratch=0,
+                )
             engine.close()
             (staging / IDS_FILE).write_text(json.dumps(list(ids)))
             _swap_into_place(staging, target)

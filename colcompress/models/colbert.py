@@ -239,6 +239,7 @@ class ColBERT(nn.Module):
             output_attentions=use and compressor.needs_attention,
         )
         states.mask = batch.mask
+        states.is_query = is_query
         vectors = self._project(states.hidden)
         if not use:
             return Compressed(vectors, batch.mask)

@@ -26,6 +26,9 @@ class TokenStates:
     attentions : Tensor[B, heads, N + T, N + T] or None
         Last-layer attention probabilities over the real tokens followed by the
         appended ones, when asked for.
+    is_query : bool
+        Whether the batch holds queries (compressors that apply to both sides, such
+        as CRISP, size their output differently).
     """
 
     hidden: Tensor
@@ -33,3 +36,4 @@ class TokenStates:
     input_ids: Tensor
     extra_hidden: Tensor | None = None
     attentions: Tensor | None = None
+    is_query: bool = False

@@ -342,3 +342,28 @@ def test_fastplaid_agrees_with_flat_on_minilm_nfcorpus(beir_dir, tmp_path):
     assert mean_overlap[4] >= 0.8
     assert mean_overlap[8] >= 0.95
     assert mean_overlap[8] >= mean_overlap[4]
+
+
+def test_num_partitions_follows_plaid_rule():
+    from colcompress.index.fastplaid import num_partitions
+
+    assert num_partitions(730_000, 16) == 8192  # fast-plaid's own choice
+    assert num_partitions(730_000, 4) == 2048
+    assert num_partitions(1, 4) == 4 and num_partitions(0, 4) == 1
+
+
+def test_partition_factor_sets_the_centroid_count(tmp_path):
+    import numpy as np
+
+    from colcompress.index.fastplaid import FastPlaidIndex, num_partitions
+
+    g = torch.Generator().manual_seed(0)
+    docs = [
+        torch.nn.functional.normalize(torch.randn(8, 16, generator=g), dim=-1) for _ in range(40)
+    ]
+    index = FastPlaidIndex(tmp_path / "idx", partition_factor=2)
+    index.build(docs, [f"d{i}" for i in range(40)])
+    centroids = np.load(tmp_path / "idx" / "centroids.npy")
+    assert centroids.shape[0] == num_partitions(320, 2) == 32
+    with pytest.raises(ValueError, match="partition_factor"):
+        FastPlaidIndex(tmp_path / "x", partition_factor=0)

@@ -34,6 +34,8 @@ from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
 
 log = logging.getLogger(__name__)
+# The launch directory, resolvable before Hydra's runtime config exists (sweep dirs).
+OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
 
 TRAINING_ARGS = (
     "lr",
@@ -44,6 +46,7 @@ TRAINING_ARGS = (
     "contrastive_weight",
     "distillation_weight",
     "teacher_temperature",
+    "gather_negatives",
 )
 
 
@@ -110,7 +113,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     elif not cfg.ckpt_path:
         _init_projection(model, cfg, datamodule)
     _fit_corpus_statistics(model, datamodule)
-    datamodule.collate_fn = TrainCollator(model, datamodule.train_data.positives)
+    datamodule.collate_fn = TrainCollator(
+        model, datamodule.train_data.positives, cfg.training.doc_length
+    )
 
     stored = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
@@ -153,8 +158,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         precision=str(cfg.trainer.get("precision")),
         analyses=_analyses(cfg, output_dir),
     )
-    loggers = [instantiate(c) for c in cfg.logger.values()]
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    loggers = [instantiate(c) for c in cfg.logger.values() if "_target_" in c]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if "_target_" in c]
     if cfg.train:
         trainer: L.Trainer = instantiate(
             cfg.trainer,
@@ -239,6 +244,8 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
             "error": f"{type(error).__name__}: {error}",
             "traceback": traceback.format_exc(),
             "method": HydraConfig.get().runtime.choices.get("compressor", "none"),
+            "dataset": cfg.dataset.get("name"),
+            "split": cfg.dataset.get("eval_split"),
             "config": OmegaConf.to_container(cfg, resolve=False),
             "output_dir": output_dir,
         },

@@ -168,9 +168,10 @@ class ColBERT(nn.Module):
         ids = tok.input_ids.masked_fill(pad, self.tokenizer.mask_token_id)
         return Tokenized(ids, tok.attention_mask, torch.ones_like(tok.mask))
 
-    def tokenize_documents(self, texts: list[str]) -> Tokenized:
-        """Tokenise documents, masking punctuation vectors when configured."""
-        tok = self._tokenize(texts, self.doc_length, self.doc_marker_id)
+    def tokenize_documents(self, texts: list[str], length: int | None = None) -> Tokenized:
+        """Tokenise documents (to ``length`` tokens, default ``doc_length``), masking
+        punctuation vectors when configured."""
+        tok = self._tokenize(texts, length or self.doc_length, self.doc_marker_id)
         if self.skip_ids.numel():
             tok.mask &= ~torch.isin(tok.input_ids, self.skip_ids)
         return tok

@@ -8,8 +8,10 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from colcompress.compressors.base import Compressed
 from colcompress.models.colbert import ColBERT
 from colcompress.training.collate import TrainBatch
+from colcompress.training.distributed import gather_padded, widen_local_columns
 from colcompress.training.losses import contrastive_loss, distillation_loss, own_candidates
 
 
@@ -37,6 +39,10 @@ class RetrievalModule(L.LightningModule):
     teacher_temperature : float
     model_config : dict or None
         The model's config, stored in checkpoints so they can be rebuilt.
+    gather_negatives : bool
+        Under DDP, score every query against the documents of *all* devices (the
+        gather keeps gradients for the local rows), so the in-batch negative pool
+        grows with the number of devices. The identity on one device.
     """
 
     def __init__(
@@ -52,6 +58,7 @@ class RetrievalModule(L.LightningModule):
         teacher: ColBERT | None = None,
         teacher_temperature: float = 1.0,
         model_config: dict[str, Any] | None = None,
+        gather_negatives: bool = True,
     ) -> None:
         super().__init__()
         if contrastive_weight <= 0 and distillation_weight <= 0:
@@ -71,6 +78,7 @@ class RetrievalModule(L.LightningModule):
         self.distillation_weight = distillation_weight
         self.teacher_temperature = teacher_temperature
         self.model_config = model_config or {}
+        self.gather_negatives = gather_negatives
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:
@@ -89,11 +97,24 @@ class RetrievalModule(L.LightningModule):
     def training_step(self, batch: TrainBatch, batch_idx: int) -> Tensor:
         queries = self.model.encode_queries(batch.queries)
         docs = self.model.encode_documents(batch.docs)
-        scores = self.model.score(queries, docs)  # [B, B*G]
+        n_local = docs.vectors.shape[0]
+        if self.gather_negatives:
+            pool = gather_padded(docs.vectors, docs.mask)
+            everyone = Compressed(pool.vectors, pool.mask)
+            offset = pool.offset
+        else:
+            everyone, offset = docs, 0
+        # [B, sum over devices of B*G]; rolled so this device's documents come first
+        scores = self.model.score(queries, everyone).roll(-offset, 1)
+        local = scores[:, :n_local]  # [B, B*G]
         terms: dict[str, Tensor] = {}
         if self.contrastive_weight > 0:
+            exclude = widen_local_columns(batch.false_negatives, offset, scores.shape[1])
             terms["contrastive"] = self.contrastive_weight * contrastive_loss(
-                scores, batch.group_size, self.temperature, batch.false_negatives
+                scores,
+                batch.group_size,
+                self.temperature,
+                None if exclude is None else exclude.roll(-offset, 1),
             )
         if self.distillation_weight > 0:
             teacher = self._teacher_scores(batch)
@@ -103,7 +124,7 @@ class RetrievalModule(L.LightningModule):
                     "dataset.teacher_scores (a score file) or training.teacher_ckpt"
                 )
             terms["distillation"] = self.distillation_weight * distillation_loss(
-                own_candidates(scores, batch.group_size),
+                own_candidates(local, batch.group_size),
                 teacher.to(scores.dtype),
                 self.temperature,
                 self.teacher_temperature,

@@ -1,0 +1,246 @@
+"""The results report on hand-made run directories with known p-values."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scipy import stats
+
+from colcompress.evaluation.metrics import compute_metrics, write_trec_run
+from colcompress.report import ReportError, build_report, main
+
+N = 20  # queries, one relevant document each
+METRICS = ["ndcg@10", "recall@10"]
+BASE_RANKS = [1] * 15 + [3] * 5  # rank of each query's relevant document
+STRONG_RANKS = [2, None] * 10  # far worse everywhere: p << 0.05
+WEAK_RANKS = [2] + BASE_RANKS[1:]  # one query differs: t = 1 exactly, p = 0.33
+
+
+def _ndcg(rank: int | None) -> float:
+    return 0.0 if rank is None or rank > 10 else 1.0 / math.log2(rank + 1)
+
+
+def _qrels() -> dict[str, dict[str, int]]:
+    return {f"q{i}": {f"rel{i}": 1} for i in range(N)}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A BEIR folder with one tiny dataset ``toy`` (test and dev splits)."""
+    root = tmp_path / "beir"
+    toy = root / "toy"
+    (toy / "qrels").mkdir(parents=True)
+    docs = [f"rel{i}" for i in range(N)] + [f"junk{j}" for j in range(12)]
+    (toy / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": "", "text": f"text of {d}"}) + "\n" for d in docs)
+    )
+    (toy / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n" for i in range(N))
+    )
+    rows = "".join(f"q{i}\trel{i}\t1\n" for i in range(N))
+    for split in ("test", "dev"):
+        (toy / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return root
+
+
+def _ranking(ranks: list[int | None]) -> dict[str, dict[str, float]]:
+    """Ten documents per query with the relevant one at the given 1-based rank (or absent)."""
+    run = {}
+    for i, rank in enumerate(ranks):
+        ranked = [f"junk{j}" for j in range(10)]
+        if rank is not None:
+            ranked.insert(rank - 1, f"rel{i}")
+        run[f"q{i}"] = {doc: float(100 - pos) for pos, doc in enumerate(ranked[:10])}
+    return run
+
+
+def write_run(
+    run_dir: Path,
+    data_dir: Path,
+    method: str,
+    ranks: list[int | None],
+    budget: int | None = 32,
+    split: str = "test",
+    compressor: dict[str, Any] | None = None,
+    dataset: dict[str, Any] | None = None,
+    evaluation: dict[str, Any] | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """A run directory as run.py writes it: results.json + run.trec."""
+    run_dir.mkdir(parents=True)
+    run = _ranking(ranks)
+    write_trec_run(run, run_dir / "run.trec")
+    config = {
+        "seed": 42,
+        "budget": budget or 32,
+        "test_budget": None,
+        "paths": {"data_dir": str(data_dir), "output_dir": str(run_dir)},
+        "dataset": {
+            "name": "toy",
+            "data_dir": str(data_dir),
+            "eval_split": split,
+            "max_eval_queries": None,
+            "max_eval_docs": None,
+            "seed": 42,
+            **(dataset or {}),
+        },
+        "evaluation": {"metrics": METRICS, "top_k": 100, **(evaluation or {})},
+        "compressor": {"_target_": f"x.{method}", **(compressor or {})},
+        "index": {"_target_": "x.Flat", "index_dir": str(run_dir / "index")},
+    }
+    results = {
+        "config": config,
+        "method": method,
+        "dataset": "toy",
+        "split": split,
+        "output_dir": str(run_dir),
+        "baselines": {"bm25": {"metrics": {"ndcg@10": 0.25, "recall@10": 0.5}}},
+        "metrics": compute_metrics(_qrels(), run, METRICS),
+        "index": {
+            "budget": budget,
+            "train_budget": budget,
+            "compression_ratio": 0.0 if budget is None else 1 - budget / 64,
+            "vector_reduction": 0.1 if budget is None else 1 - budget / 64,
+            "vectors_per_doc": 57.0 if budget is None else float(budget),
+            "index_bytes": 4096 if budget is None else 64 * budget,
+        },
+    }
+    if status:
+        results["status"] = status
+        results["error"] = "RuntimeError: CUDA out of memory"
+    (run_dir / "results.json").write_text(json.dumps(results))
+    return results
+
+
+@pytest.fixture
+def sweep(tmp_path: Path, data_dir: Path) -> Path:
+    root = tmp_path / "sweep"
+    write_run(root / "0", data_dir, "none", BASE_RANKS, budget=None)
+    write_run(root / "1", data_dir, "agc", STRONG_RANKS)
+    write_run(root / "2", data_dir, "hpool", WEAK_RANKS)
+    return root
+
+
+def _csv_rows(report) -> dict[tuple[str, str], dict[str, str]]:
+    return {(r["row"], r["metric"]): r for r in csv.DictReader(io.StringIO(report.to_csv()))}
+
+
+def test_percentages_and_t_test_marks(sweep: Path):
+    report = build_report([sweep], metrics=METRICS)
+    assert report.rows == ["bm25 (ref)", "none", "hpool@32", "agc@32"]
+    assert report.columns == ["toy"]
+    base = sum(_ndcg(r) for r in BASE_RANKS) / N
+    strong = sum(_ndcg(r) for r in STRONG_RANKS) / N
+    weak = sum(_ndcg(r) for r in WEAK_RANKS) / N
+    cells = report.cells
+    assert cells["none", "toy"].pct["ndcg@10"] == pytest.approx(100.0)
+    assert cells["agc@32", "toy"].pct["ndcg@10"] == pytest.approx(100 * strong / base)
+    assert cells["hpool@32", "toy"].pct["ndcg@10"] == pytest.approx(100 * weak / base)
+    assert cells["bm25 (ref)", "toy"].pct["ndcg@10"] == pytest.approx(100 * 0.25 / base)
+    # p-values against scipy on the per-query nDCG@10
+    expected_strong = stats.ttest_rel(
+        [_ndcg(r) for r in BASE_RANKS], [_ndcg(r) for r in STRONG_RANKS]
+    ).pvalue
+    rows = _csv_rows(report)
+    assert float(rows["agc@32", "ndcg@10"]["p_value"]) == pytest.approx(expected_strong)
+    assert float(rows["hpool@32", "ndcg@10"]["p_value"]) == pytest.approx(2 * stats.t.sf(1, N - 1))
+    assert rows["agc@32", "ndcg@10"]["significant"] == "true"
+    assert rows["hpool@32", "ndcg@10"]["significant"] == "false"
+    assert rows["none", "ndcg@10"]["p_value"] == "" and rows["bm25 (ref)", "ndcg@10"]["kind"]
+    # recall@10: the weak run retrieves everything the baseline does -> identical, no mark
+    assert rows["hpool@32", "recall@10"]["p_value"] == ""
+    assert rows["agc@32", "recall@10"]["significant"] == "true"
+    ndcg_table = report.to_markdown().split("## ndcg@10")[1].split("## recall@10")[0]
+    line = {ln.split("|")[1].strip(): ln for ln in ndcg_table.splitlines() if ln.startswith("| ")}
+    assert f"{strong:.3f} ({100 * strong / base:.1f}%)†" in line["agc@32"]
+    assert f"{weak:.3f} ({100 * weak / base:.1f}%) " in line["hpool@32"]
+    assert "†" not in line["hpool@32"] and "†" not in line["none"]
+    assert not [n for n in report.notes if "different data" in n]  # trec reproduces metrics
+
+
+def test_fisher_randomization_marks(sweep: Path):
+    report = build_report([sweep], metrics=["ndcg@10"], test="fisher", permutations=2000)
+    strong, weak = report.cells["agc@32", "toy"], report.cells["hpool@32", "toy"]
+    assert strong.significant["ndcg@10"] and strong.p_value["ndcg@10"] < 0.01
+    # one differing query: swapping it keeps |difference|, so every permutation ties
+    assert not weak.significant["ndcg@10"] and weak.p_value["ndcg@10"] == pytest.approx(1.0)
+    assert "Fisher" in report.to_markdown() and "Fisher" in report.to_latex()
+
+
+def test_mismatched_splits_are_refused(tmp_path: Path, data_dir: Path):
+    write_run(tmp_path / "a", data_dir, "none", BASE_RANKS, budget=None)
+    write_run(tmp_path / "b", data_dir, "agc", STRONG_RANKS, split="dev")
+    with pytest.raises(ReportError, match="different data") as err:
+        build_report([tmp_path / "a", tmp_path / "b"])
+    assert str(tmp_path / "a" / "results.json") in str(err.value)
+    assert str(tmp_path / "b" / "results.json") in str(err.value)
+    assert "'dev'" in str(err.value) and "'test'" in str(err.value)
+
+
+def test_mismatched_slices_and_metric_settings_are_refused(tmp_path: Path, data_dir: Path):
+    write_run(tmp_path / "a", data_dir, "none", BASE_RANKS, budget=None)
+    write_run(tmp_path / "b", data_dir, "agc", STRONG_RANKS, dataset={"max_eval_queries": 8})
+    with pytest.raises(ReportError, match="max_eval_queries=8"):
+        build_report([tmp_path / "a", tmp_path / "b"])
+    write_run(tmp_path / "c", data_dir, "hpool", WEAK_RANKS, evaluation={"top_k": 10})
+    with pytest.raises(ReportError, match="metric settings"):
+        build_report([tmp_path / "a", tmp_path / "c"])
+    with pytest.raises(ReportError, match="'map@100' is missing"):
+        build_report([tmp_path / "a"], metrics=["map@100"])
+
+
+def test_failed_runs_are_listed_apart(sweep: Path, data_dir: Path):
+    write_run(sweep / "3", data_dir, "memtok", STRONG_RANKS, status="failed")
+    (sweep / "4" / ".hydra").mkdir(parents=True)  # a job that died before writing anything
+    report = build_report([sweep])
+    assert not any(r.startswith("memtok") for r in report.rows)
+    reasons = {f.run_dir.name: f.reason for f in report.failed}
+    assert reasons["3"].startswith("RuntimeError: CUDA out of memory")
+    assert reasons["4"].startswith("no results.json")
+    assert "## failed runs" in report.to_markdown()
+
+
+def test_rows_split_by_budget_and_settings(tmp_path: Path, data_dir: Path):
+    write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
+    on, off = {"weighting": True, "seed": 0}, {"weighting": False, "seed": 0}
+    write_run(tmp_path / "1", data_dir, "agc", STRONG_RANKS, budget=5, compressor=on)
+    write_run(tmp_path / "2", data_dir, "agc", WEAK_RANKS, budget=32, compressor=on)
+    write_run(tmp_path / "3", data_dir, "agc", WEAK_RANKS, compressor=off)
+    write_run(tmp_path / "4", data_dir, "none", BASE_RANKS, budget=None)  # a duplicate
+    report = build_report([tmp_path])
+    assert report.rows == [
+        "bm25 (ref)",
+        "none",
+        "agc@5 weighting=true",
+        "agc@32 weighting=true",  # same budget: in sweep (directory) order
+        "agc@32 weighting=false",
+    ]
+    assert any("superseded" in n for n in report.notes)
+    by_budget = build_report([tmp_path], budget_columns=True)
+    assert by_budget.columns == ["toy@5", "toy@32"]
+    assert by_budget.rows[-2:] == ["agc weighting=true", "agc weighting=false"]
+    # the uncompressed baseline fills every budget column of its dataset
+    assert by_budget.cells["none", "toy@5"].run is by_budget.cells["none", "toy@32"].run
+    assert by_budget.cells["agc weighting=true", "toy@5"].significant["ndcg@10"]
+    assert ("agc weighting=false", "toy@5") not in by_budget.cells
+
+
+def test_cli_writes_markdown_csv_latex(sweep: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    assert main([str(sweep), "--metric", "ndcg@10,recall@10", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "## ndcg@10" in printed and "## recall@10" in printed
+    assert (out / "report.md").read_text() in printed
+    tex = (out / "report.tex").read_text()
+    assert r"\toprule" in tex and r"$^\dagger$" in tex and r"ndcg@10" in tex
+    assert len((out / "report.csv").read_text().splitlines()) == 1 + 4 * 2
+    (sweep / "9").mkdir()
+    write_run(sweep / "9" / "x", sweep.parent / "beir", "seqresize", BASE_RANKS, split="dev")
+    assert main([str(sweep), "--out", str(out)]) == 2
+    assert "different data" in capsys.readouterr().err

@@ -809,7 +809,9 @@ class CorrelationTable:
 
 
 def correlate(
-    run_dirs: Sequence[str | os.PathLike], metrics: Sequence[str] | None = None
+    run_dirs: Sequence[str | os.PathLike],
+    metrics: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> CorrelationTable:
     """Pearson r between retrieval metrics and inverse evenness across runs (Table 8).
 
@@ -823,6 +825,9 @@ def correlate(
     metrics : sequence of str, optional
         Metric names to correlate; default every metric present in all runs, in the
         first run's order.
+    labels : sequence of str, optional
+        One name per run for the tables and plots (e.g. the report's row labels);
+        default the method recorded in each ``results.json``.
 
     Returns
     -------
@@ -842,6 +847,11 @@ def correlate(
             f"correlate needs at least 3 run dirs for a Pearson correlation, got {len(run_dirs)}"
         )
     runs = [load_run(d) for d in run_dirs]
+    if labels is not None:
+        if len(labels) != len(runs):
+            raise ValueError(f"{len(labels)} labels for {len(runs)} run dirs")
+        for run, label in zip(runs, labels, strict=True):
+            run.label = label
     if metrics is None:
         metrics = [m for m in runs[0].metrics if all(m in r.metrics for r in runs)]
         if not metrics:

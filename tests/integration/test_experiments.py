@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from omegaconf import OmegaConf
 import colcompress.run  # noqa: F401  (registers the ${cwd:} resolver the configs use)
 from colcompress.report import build_report
 from tests.conftest import ROOT
-from tests.integration.helpers import results_files, run_env
+from tests.integration.helpers import results_files
 
 CONF = ROOT / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -105,7 +103,7 @@ def test_launcher_and_search_configs():
     assert cfg.hydra.sweeper.params.test_budget == "5,32,128"
     cfg = _compose_all("hydra/launcher=joblib")
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
-    cfg = _compose_all("+hparams_search=optuna_agc")
+    cfg = _compose_all("hparams_search=optuna_agc")
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
     assert cfg.hydra.sweeper.direction == "maximize"
     assert cfg.optimized_metric in cfg.evaluation.metrics and cfg.dataset.eval_split == "dev"
@@ -114,34 +112,11 @@ def test_launcher_and_search_configs():
 
 
 @pytest.mark.slow
-def test_joblib_sweep_then_report(tmp_path: Path):
+def test_joblib_sweep_then_report(tiny_sweep: Path):
     """2 compressors x 2 budgets through the joblib launcher, then the report."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "colcompress.run",
-            "-m",
-            "debug=default",
-            "compressor=none,hpool",
-            "budget=4,8",
-            "hydra/launcher=joblib",
-            "evaluation.baselines=[]",
-            "evaluation.utilization.enabled=false",
-            "index=flat",
-            "logger=none",
-            f"hydra.sweep.dir={tmp_path / 'logs' / 'sweep'}",
-        ],
-        cwd=ROOT,
-        env=run_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    files = results_files(tmp_path)
+    files = results_files(tiny_sweep)
     assert len(files) == 4
-    sweep_dir = tmp_path / "logs" / "sweep"
+    sweep_dir = tiny_sweep / "logs" / "sweep"
     assert {f.parent.parent for f in files} == {sweep_dir}
     report = build_report([sweep_dir], metrics=["ndcg@10", "recall@100"])
     assert report.rows == ["none", "hpool@4", "hpool@8"]

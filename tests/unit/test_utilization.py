@@ -420,6 +420,15 @@ def test_correlate_errors_name_the_run(tmp_path):
     with pytest.raises(ValueError, match=r"run1/results.json: metrics \['map'\] missing"):
         correlate(dirs[1:], metrics=["map"])
     assert load_run(dirs[1]).label == "hpool"
+    with pytest.raises(ValueError, match="2 labels for 4 run dirs"):
+        correlate(dirs, labels=["a", "b"])
+
+
+def test_correlate_takes_row_labels(tmp_path):
+    labels = ["agc@32", "hpool@32", "memtok@32", "agc@5"]
+    table = correlate(_make_runs(tmp_path), labels=labels)
+    assert [r.label for r in table.runs] == labels
+    assert "| agc@5 |" in table.runs_markdown()
 
 
 # ----------------------------------------------------------------------------- plots, CLI

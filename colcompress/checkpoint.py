@@ -18,9 +18,10 @@ def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) ->
     Parameters
     ----------
     model : ColBERT
-        Built with the same backbone and projection as the checkpoint's model.
-        Compressor parameters absent from the checkpoint (a post-hoc compressor
-        applied to a model trained without it) keep their initial values.
+        Built with the same backbone and projection as the checkpoint's model. A
+        compressor with learned parameters (memtok, seqresize, agc) needs them in the
+        checkpoint; parameter-free compressors (post-hoc H-Pool, k-means, pruning)
+        apply to any checkpoint.
     path : str or Path
         A ``.ckpt`` written by colcompress training.
     strict : bool
@@ -36,7 +37,13 @@ def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) ->
         k[len(PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(PREFIX)
     }
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("compressor.")]
+    untrained = [k for k in missing if k.startswith("compressor.")]
+    if untrained:
+        raise ValueError(
+            f"{path} holds no weights for the compressor's parameters {untrained[:5]}: "
+            f"{type(model.compressor).__name__} learns them in training, so evaluate a "
+            "checkpoint trained with it (or train it: train=true)"
+        )
     if strict and (missing or unexpected):
         raise ValueError(
             f"{path} does not match the configured model: missing {missing[:5]}, "

@@ -148,7 +148,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
     evaluator = IndexEvaluator(
         data=lambda: datamodule.eval_data,
-        index_factory=partial(instantiate(cfg.index)),
+        index_factory=partial(instantiate(cfg.index), relu=model.relu),
         output_dir=output_dir,
         test_budget=cfg.test_budget,
         record=record,

@@ -11,8 +11,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def cosine_distances(vectors: Tensor) -> Tensor:
-    """Pairwise cosine distances ``1 - cos(x_i, x_j)`` within each document.
+def ward_distances(vectors: Tensor) -> Tensor:
+    """Pairwise Euclidean distances of the L2-normalised vectors within each document.
+
+    ``||x_i/|x_i| - x_j/|x_j| || = sqrt(2 r_ij)`` with ``r_ij = 1 - cos(x_i, x_j)``,
+    the cosine distance of Qin et al. (2026, eq. for H-Pool). Ward's merge cost
+    ``|A||B| / (|A| + |B|) ||mu_A - mu_B||^2`` is defined on Euclidean geometry, so
+    these (not ``r`` itself) are the distances Ward linkage must be given; on unit
+    vectors the result is Ward on the vectors themselves.
 
     Computed in the vectors' precision (at least float32), returned in float64,
     the precision scipy's linkage works in.
@@ -30,7 +36,8 @@ def cosine_distances(vectors: Tensor) -> Tensor:
     if unit.dtype not in (torch.float32, torch.float64):
         unit = unit.float()
     unit = F.normalize(unit, dim=-1)
-    return (1.0 - unit @ unit.transpose(1, 2)).double()
+    cosine = (unit @ unit.transpose(1, 2)).double()
+    return (2.0 * (1.0 - cosine)).clamp_min(0.0).sqrt()
 
 
 def compact(mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -135,7 +142,7 @@ def ward_clusters(distances: Tensor, mask: Tensor, num_clusters: Tensor) -> Tens
     Parameters
     ----------
     distances : Tensor[B, N, N]
-        Symmetric dissimilarities (e.g. :func:`cosine_distances`).
+        Symmetric Euclidean distances (e.g. :func:`ward_distances`).
     mask : Tensor[B, N]
         Bool, the tokens to cluster.
     num_clusters : Tensor[B]

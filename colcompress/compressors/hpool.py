@@ -16,9 +16,9 @@ from colcompress.compressors.base import Compressed, Compressor
 from colcompress.compressors.clustering import (
     cluster_means,
     compact,
-    cosine_distances,
     rank_in_mask,
     ward_clusters,
+    ward_distances,
 )
 from colcompress.models.states import TokenStates
 
@@ -29,19 +29,22 @@ class HPool(Compressor):
     """Hierarchical (Ward) pooling of document token vectors.
 
     For every document: the first ``protected_tokens`` real tokens (e.g. [CLS])
-    are kept as they are; the others are clustered with Ward linkage on their
-    cosine distances ``1 - cos(x_i, x_j)`` down to ``budget - protected_tokens``
-    clusters (or ``ceil(n / pool_factor)`` clusters), and each cluster becomes the
+    are kept as they are; the others are clustered with Ward linkage in the
+    geometry of their cosine distances ``r_ij = 1 - cos(x_i, x_j)`` down to
+    ``budget - protected_tokens`` clusters (or ``ceil(n / pool_factor)`` clusters), and each cluster becomes the
     mean of its members. A document with at most ``budget`` tokens keeps its
     tokens. Non-parametric: it works post-hoc on any trained model and during
     training, where gradients reach the vectors through the cluster means (the
     memberships are constants).
 
-    The partition is the one of ``scipy.cluster.hierarchy.linkage(squareform(R),
-    method="ward")`` + ``fcluster(Z, k, criterion="maxclust")`` on the cosine
-    distance matrix ``R`` of the tokens to pool (PyLate instead hands scipy the
-    square matrix ``R`` as ``n`` observation rows; we follow the paper's equations
-    and cluster on the distances themselves).
+    The partition is the one of ``scipy.cluster.hierarchy.linkage(X, method="ward")``
+    + ``fcluster(Z, k, criterion="maxclust")`` on the L2-normalised token vectors
+    ``X``: Ward's merge cost is the paper's ``|A||B|/(|A|+|B|) ||mu_A - mu_B||^2``,
+    and on unit vectors ``||x_i - x_j||^2 = 2 r_ij``, so merges follow the cosine
+    distances (see :func:`ward_distances`). Handing Ward ``r`` itself as if it were
+    Euclidean gives other partitions, and PyLate hands scipy the square matrix ``R``
+    as ``n`` observation rows (Ward on the rows of ``R``); both differ from the
+    paper's equations.
 
     Output vectors are ordered protected tokens first, then clusters in the order
     of their first token.
@@ -162,7 +165,7 @@ class HPool(Compressor):
         """Ward cluster index ``[B, N]`` (-1 outside ``pool``), clusters numbered by first token."""
         order, kept = compact(pool)  # cluster only the tokens to pool, moved to the front
         dim = vectors.shape[-1]
-        distances = cosine_distances(vectors.gather(1, order[..., None].expand(-1, -1, dim)))
+        distances = ward_distances(vectors.gather(1, order[..., None].expand(-1, -1, dim)))
         backend = self.backend
         if backend == "auto":
             backend = "torch" if vectors.is_cuda else "scipy"

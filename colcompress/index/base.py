@@ -25,7 +25,12 @@ class SearchResult:
 
 
 class Index(ABC):
-    """A multi-vector index over documents of variable vector counts."""
+    """A multi-vector index over documents of variable vector counts.
+
+    Scores are MaxSim, ``sum_i max_j <q_i, d_j>``, or with ``relu`` (ColBERT_P of
+    Zong & Piwowarski 2025) ``sum_i max(0, max_j <q_i, d_j>)``: every query token
+    adds at least 0. Implementations take ``relu`` as a constructor option.
+    """
 
     @abstractmethod
     def build(self, doc_vectors: list[Tensor], ids: list[str]) -> None:

@@ -136,6 +136,12 @@ class FastPlaidIndex(Index):
         Number of k-means centroids is ``2 ** floor(log2(partition_factor *
         sqrt(total vectors)))`` (see :func:`num_partitions`); fast-plaid's own
         choice is 16.
+    relu : bool
+        Must be False: fast-plaid scores plain MaxSim, it cannot clamp each query
+        token's maximum at 0 (ColBERT_P). Appending a zero vector to every document
+        would be exact before quantisation, but a zero vector's residual (minus its
+        centroid) lies far outside the residual buckets and decodes to a vector that
+        scores up to ~0.3 per token. Use :class:`FlatIndex` for ColBERT_P.
     """
 
     def __init__(
@@ -151,8 +157,14 @@ class FastPlaidIndex(Index):
         n_samples_kmeans: int | None = None,
         n_processes: int | None = None,
         partition_factor: float = 16.0,
+        relu: bool = False,
     ) -> None:
         _check_nbits(nbits)
+        if relu:
+            raise ValueError(
+                "FastPlaidIndex: relu=True (model.scoring=maxsim_relu, ColBERT_P) is not "
+                "supported: fast-plaid scores plain MaxSim; use index=flat"
+            )
         if partition_factor <= 0:
             raise ValueError(
                 f"FastPlaidIndex: partition_factor={partition_factor!r}; expected a positive number"

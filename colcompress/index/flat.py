@@ -147,6 +147,8 @@ class FlatIndex(Index):
         ``[query_batch_size, l_q, batch_size, m]`` similarity tensor.
     device : str or torch.device
         Where the chunks live and scoring runs.
+    relu : bool
+        Clamp each query token's maximum at 0 (ColBERT_P scoring).
 
     Notes
     -----
@@ -160,6 +162,7 @@ class FlatIndex(Index):
         dtype: torch.dtype = torch.float32,
         query_batch_size: int = 16,
         device: str | torch.device = "cpu",
+        relu: bool = False,
     ) -> None:
         if batch_size < 1 or query_batch_size < 1:
             raise ValueError(
@@ -170,6 +173,7 @@ class FlatIndex(Index):
         self.dtype = dtype
         self.query_batch_size = query_batch_size
         self.device = torch.device(device)
+        self.relu = relu
         self._ids: list[str] = []
         self._dim = 0
         self._num_vectors = 0
@@ -267,7 +271,10 @@ class FlatIndex(Index):
         best_positions = torch.empty(n_queries, 0, dtype=torch.long, device=self.device)
         for rows, positions, doc_len in self._chunks:
             sim = (flat_queries @ rows.T).view(n_queries, query_len, -1, doc_len)
-            chunk_scores = (sim.amax(dim=-1) * weights).sum(dim=1).to(score_dtype)  # [Bq, b]
+            best = sim.amax(dim=-1)  # [Bq, Lq, b]
+            if self.relu:
+                best = best.clamp_min(0)
+            chunk_scores = (best * weights).sum(dim=1).to(score_dtype)  # [Bq, b]
             cand_scores = torch.cat([best_scores, chunk_scores], dim=1)
             cand_positions = torch.cat(
                 [best_positions, positions[None, :].expand(n_queries, -1)], dim=1

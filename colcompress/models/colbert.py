@@ -99,9 +99,8 @@ class ColBERT(nn.Module):
         if scoring not in SCORINGS:
             raise ValueError(f"model.scoring must be one of {SCORINGS}, got {scoring!r}")
         self.compressor = compressor if compressor is not None else NoCompression()
-        attn = "eager" if self.compressor.needs_attention else None
-        model, self.tokenizer = load_backbone(backbone, random_config, attn)
-        self.encoder = Encoder(model)
+        model, self.tokenizer = load_backbone(backbone, random_config)
+        self.encoder = Encoder(model, record_attention=self.compressor.needs_attention)
         hidden = self.encoder.hidden_size
         self.dim = dim or hidden
         self.projection = nn.Linear(hidden, self.dim, bias=False)

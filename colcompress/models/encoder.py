@@ -2,11 +2,73 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from colcompress.models.states import TokenStates
+
+
+def last_attention_module(model: PreTrainedModel) -> nn.Module:
+    """The backbone's last self-attention module (the one whose weights HF records
+    as ``attentions``).
+
+    Raises
+    ------
+    ValueError
+        When the model class does not declare which module produces attentions.
+    """
+    spec = getattr(type(model), "_can_record_outputs", None) or {}
+    kind = spec.get("attentions")
+    kind = getattr(kind, "target_class", kind)
+    modules = [m for m in model.modules() if isinstance(kind, type) and isinstance(m, kind)]
+    if not modules:
+        raise ValueError(
+            f"{type(model).__name__} does not declare its attention modules "
+            "(_can_record_outputs['attentions']): cannot record last-layer attention"
+        )
+    return modules[-1]
+
+
+class _AttentionRecorder:
+    """Runs one attention module eagerly and keeps its attention probabilities.
+
+    Only that layer pays for materialised ``[B, heads, N, N]`` probabilities; the
+    others keep the backbone's fused kernel (SDPA). The module gets its own config
+    copy set to eager, its boolean SDPA mask is turned into the additive mask eager
+    attention expects, and its attention dropout is switched off, so the recorded
+    probabilities (a saliency for AGC and attention pruning) are the softmax
+    itself, not a randomly zeroed and rescaled copy of it during training.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        module.config = copy.copy(module.config)
+        module.config._attn_implementation = "eager"
+        dropout = getattr(module, "dropout", None)
+        if isinstance(dropout, nn.Dropout):
+            dropout.p = 0.0
+        self.active = False
+        self.weights: Tensor | None = None
+        module.register_forward_pre_hook(self._additive_mask, with_kwargs=True)
+        module.register_forward_hook(self._keep)
+
+    @staticmethod
+    def _additive_mask(
+        module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        mask = kwargs.get("attention_mask")
+        if isinstance(mask, Tensor) and mask.dtype == torch.bool:
+            dtype = args[0].dtype if args else kwargs["hidden_states"].dtype
+            additive = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+            kwargs["attention_mask"] = additive.masked_fill(~mask, torch.finfo(dtype).min)
+        return args, kwargs
+
+    def _keep(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if self.active:
+            self.weights = output[1]
 
 
 class Encoder(nn.Module):
@@ -22,11 +84,17 @@ class Encoder(nn.Module):
     model : PreTrainedModel
         A HF encoder (``AutoModel``) whose forward accepts ``inputs_embeds`` and
         ``position_ids``.
+    record_attention : bool
+        Make the last layer's attention probabilities available
+        (``output_attentions=True``); only that layer then runs eager attention.
     """
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: PreTrainedModel, record_attention: bool = False) -> None:
         super().__init__()
         self.model = model
+        self._recorder = (
+            _AttentionRecorder(last_attention_module(model)) if record_attention else None
+        )
 
     @property
     def hidden_size(self) -> int:
@@ -49,8 +117,8 @@ class Encoder(nn.Module):
         extra_embeddings : Tensor[T, H] or None
             Input embeddings of learnable tokens to append to every sequence.
         output_attentions : bool
-            Return the last layer's attention probabilities (needs a backbone
-            loaded with ``attn_implementation="eager"``).
+            Return the last layer's attention probabilities (needs
+            ``record_attention=True``).
 
         Returns
         -------
@@ -58,14 +126,32 @@ class Encoder(nn.Module):
             ``hidden[B, N, H]``; ``extra_hidden[B, T, H]`` and
             ``attentions[B, heads, N + T, N + T]`` when asked for.
         """
+        if output_attentions and self._recorder is None:
+            raise ValueError("output_attentions needs an Encoder built with record_attention=True")
+        if self._recorder is not None:
+            self._recorder.active = output_attentions
+            self._recorder.weights = None
+        try:
+            return self._forward(input_ids, attention_mask, extra_embeddings, output_attentions)
+        finally:
+            if self._recorder is not None:
+                self._recorder.active = False
+                self._recorder.weights = None
+
+    def _attentions(self, wanted: bool) -> Tensor | None:
+        return self._recorder.weights if wanted and self._recorder is not None else None
+
+    def _forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        extra_embeddings: Tensor | None,
+        output_attentions: bool,
+    ) -> TokenStates:
         mask = attention_mask.bool()
         if extra_embeddings is None:
-            out = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                output_attentions=output_attentions,
-            )
-            attentions = out.attentions[-1] if output_attentions else None
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            attentions = self._attentions(output_attentions)
             return TokenStates(out.last_hidden_state, mask, input_ids, None, attentions)
         batch, n = input_ids.shape
         t = extra_embeddings.shape[0]
@@ -84,12 +170,7 @@ class Encoder(nn.Module):
         extra_positions = lengths[:, None] + torch.arange(t, device=input_ids.device)[None, :]
         position_ids = torch.cat([positions, extra_positions], dim=1)
         full_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, t)], dim=1)
-        out = self.model(
-            inputs_embeds=inputs,
-            attention_mask=full_mask,
-            position_ids=position_ids,
-            output_attentions=output_attentions,
-        )
+        out = self.model(inputs_embeds=inputs, attention_mask=full_mask, position_ids=position_ids)
         hidden = out.last_hidden_state
-        attentions = out.attentions[-1] if output_attentions else None
+        attentions = self._attentions(output_attentions)
         return TokenStates(hidden[:, :n], mask, input_ids, hidden[:, n:], attentions)

@@ -82,9 +82,7 @@ class TrainCollator:
             )
         group = sizes.pop()
         queries = self.model.tokenize_queries([e.query for e in examples])
-        docs = self.model.tokenize_documents(
-            [d for e in examples for d in e.docs], self.doc_length
-        )
+        docs = self.model.tokenize_documents([d for e in examples for d in e.docs], self.doc_length)
         teacher = None
         if examples[0].teacher_scores is not None:
             teacher = torch.tensor([e.teacher_scores for e in examples], dtype=torch.float32)

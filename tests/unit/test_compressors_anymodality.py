@@ -11,13 +11,12 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 from torch import Tensor, nn
 from transformers import BertConfig, BertModel
 
 from colcompress.compressors.agc import AGC, random_scores
 from colcompress.compressors.base import Compressed, Compressor
-from colcompress.compressors.clustering import cosine_distances, ward_clusters
+from colcompress.compressors.clustering import ward_clusters, ward_distances
 from colcompress.compressors.hpool import HPool
 from colcompress.compressors.memtok import MemTok
 from colcompress.compressors.seqresize import SeqResize
@@ -160,10 +159,10 @@ def test_short_documents_keep_their_tokens(name):
 
 # ----------------------------------------------------------------------- hpool
 def scipy_partition(points: np.ndarray, clusters: int) -> list[list[int]]:
-    """Ward + maxclust on cosine distances, groups in order of their first member."""
+    """scipy's Ward + maxclust on the unit vectors (the paper's merge cost on the
+    cosine geometry), groups in order of their first member."""
     unit = points / np.linalg.norm(points, axis=1, keepdims=True)
-    distances = 1.0 - unit @ unit.T
-    labels = fcluster(linkage(squareform(distances, checks=False), "ward"), clusters, "maxclust")
+    labels = fcluster(linkage(unit, "ward"), clusters, "maxclust")
     groups: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         groups.setdefault(int(label), []).append(i)
@@ -178,7 +177,7 @@ def canonical(labels: list[int]) -> list[int]:
 def test_ward_clusters_memberships_equal_scipy():
     vectors, states, _ = make_batch([60, 23, 9, 45, 1], seed=3)
     clusters = torch.tensor([7, 5, 20, 1, 3])
-    labels = ward_clusters(cosine_distances(vectors), states.mask, clusters)
+    labels = ward_clusters(ward_distances(vectors), states.mask, clusters)
     for b in range(len(clusters)):
         index = states.mask[b].nonzero()[:, 0]
         assert (labels[b][~states.mask[b]] == -1).all()

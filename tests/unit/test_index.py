@@ -14,11 +14,15 @@ from torch.nn.functional import normalize
 from colcompress.index import FastPlaidIndex, FlatIndex, Index, SearchResult
 
 
-def loop_ranking(queries: list[Tensor], docs: list[Tensor], k: int) -> SearchResult:
-    """Reference MaxSim: one document at a time, ties to the earlier document."""
+def loop_ranking(
+    queries: list[Tensor], docs: list[Tensor], k: int, relu: bool = False
+) -> SearchResult:
+    """Reference MaxSim (ReLU-clamped per query token with ``relu``): one document at
+    a time, ties to the earlier document."""
     ids, scores = [], []
     for q in queries:
-        per_doc = [float((q @ d.T).max(dim=1).values.sum()) for d in docs]
+        best = [(q @ d.T).max(dim=1).values for d in docs]
+        per_doc = [float(b.clamp_min(0).sum() if relu else b.sum()) for b in best]
         order = sorted(range(len(docs)), key=lambda i: (-per_doc[i], i))[:k]
         ids.append([f"d{i}" for i in order])
         scores.append([per_doc[i] for i in order])
@@ -91,6 +95,27 @@ def test_flat_padding_never_wins():
     assert got.ids == want.ids
     assert max(max(s) for s in got.scores) < 0
     torch.testing.assert_close(torch.tensor(got.scores), torch.tensor(want.scores))
+
+
+def test_flat_relu_clamps_each_query_token_at_zero():
+    """ColBERT_P scoring: a query token whose best match is negative adds 0, not its
+    (negative) maximum, which changes the ranking on mixed-sign data."""
+    gen = torch.Generator().manual_seed(4)
+    docs = [torch.randn(n, 8, generator=gen) for n in (1, 2, 3, 1, 4, 2)]
+    queries = [torch.randn(6, 8, generator=gen) for _ in range(5)]
+    ids = [f"d{i}" for i in range(len(docs))]
+    index = FlatIndex(batch_size=4, relu=True)
+    index.build(docs, ids)
+    got = index.search(queries, k=6)
+    want = loop_ranking(queries, docs, k=6, relu=True)
+    assert got.ids == want.ids
+    torch.testing.assert_close(torch.tensor(got.scores), torch.tensor(want.scores))
+    assert got.ids != loop_ranking(queries, docs, k=6).ids  # the clamp matters here
+
+
+def test_fastplaid_refuses_relu_scoring(tmp_path):
+    with pytest.raises(ValueError, match="maxsim_relu.*use index=flat"):
+        FastPlaidIndex(tmp_path / "index", relu=True)
 
 
 def test_flat_ties_go_to_the_earlier_document():

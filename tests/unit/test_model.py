@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -155,3 +157,76 @@ def test_too_many_appended_tokens_is_an_error():
     m = ColBERT(random_config=TINY, dim=16, compressor=probe)
     with pytest.raises(ValueError, match="max_position_embeddings"):
         m.encode_documents(m.tokenize_documents(["x"]))
+
+
+# ------------------------------------------------------------ last-layer attention
+def _tiny_backbone():
+    from colcompress.models.backbone import load_backbone
+
+    torch.manual_seed(0)
+    model, tokenizer = load_backbone("minilm", {**TINY, "attention_probs_dropout_prob": 0.5})
+    return model, tokenizer
+
+
+def test_only_the_last_layer_runs_eager_and_its_attention_equals_eager_everywhere():
+    from colcompress.models.encoder import Encoder, last_attention_module
+
+    model, tokenizer = _tiny_backbone()
+    reference = copy.deepcopy(model)
+    reference.config._attn_implementation = "eager"
+    encoder = Encoder(model, record_attention=True).eval()
+    reference.eval()
+    batch = tokenizer(["vitamin d and the bones", "fish oil"], return_tensors="pt", padding=True)
+    states = encoder(batch["input_ids"], batch["attention_mask"], output_attentions=True)
+    want = reference(**batch, output_attentions=True)
+    torch.testing.assert_close(states.attentions, want.attentions[-1])
+    torch.testing.assert_close(states.hidden, want.last_hidden_state)
+    assert model.config._attn_implementation == "sdpa"
+    assert last_attention_module(model).config._attn_implementation == "eager"
+    assert model.pooler is None  # token states only: no parameter left without gradient
+    # with appended tokens: rows of real + appended positions, padding gets no weight
+    extra = torch.randn(3, TINY["hidden_size"])
+    states = encoder(batch["input_ids"], batch["attention_mask"], extra, output_attentions=True)
+    n = batch["input_ids"].shape[1]
+    assert states.attentions.shape == (2, TINY["num_attention_heads"], n + 3, n + 3)
+    padded = ~batch["attention_mask"][1].bool()
+    assert (states.attentions[1, :, :, :n][..., padded] < 1e-6).all()
+
+
+def test_recorded_attention_is_the_softmax_also_in_training():
+    """No attention dropout on the recorded layer: the saliency AGC computes from it is
+    deterministic and every row sums to 1, in train mode too."""
+    from colcompress.models.encoder import Encoder
+
+    model, tokenizer = _tiny_backbone()
+    encoder = Encoder(model, record_attention=True).train()
+    batch = tokenizer(["vitamin d and the bones"], return_tensors="pt")
+    first = encoder(batch["input_ids"], batch["attention_mask"], output_attentions=True)
+    again = encoder(batch["input_ids"], batch["attention_mask"], output_attentions=True)
+    rows = first.attentions.sum(-1)
+    torch.testing.assert_close(rows, torch.ones_like(rows))
+    assert first.attentions.requires_grad
+    # the earlier layers still drop out: hidden states differ, attentions are softmaxes
+    assert not torch.equal(first.hidden, again.hidden)
+
+
+def test_attention_without_a_recorder_is_refused():
+    from colcompress.models.encoder import Encoder
+
+    model, tokenizer = _tiny_backbone()
+    batch = tokenizer(["x"], return_tensors="pt")
+    with pytest.raises(ValueError, match="record_attention=True"):
+        Encoder(model)(batch["input_ids"], batch["attention_mask"], output_attentions=True)
+
+
+def test_a_checkpoint_without_the_compressors_parameters_is_refused(tmp_path):
+    from colcompress.checkpoint import load_model_weights
+    from colcompress.compressors.memtok import MemTok
+
+    plain = ColBERT(random_config=TINY, dim=16)
+    path = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in plain.state_dict().items()}}, path)
+    memtok = ColBERT(random_config=TINY, dim=16, compressor=MemTok(4, hidden_size=32, dim=16))
+    with pytest.raises(ValueError, match=r"compressor's parameters \['compressor.memory'\]"):
+        load_model_weights(memtok, path)
+    assert load_model_weights(ColBERT(random_config=TINY, dim=16), path) is not None

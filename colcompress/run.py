@@ -36,6 +36,10 @@ from colcompress.training.module import RetrievalModule
 log = logging.getLogger(__name__)
 # The launch directory, resolvable before Hydra's runtime config exists (sweep dirs).
 OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
+# The first value that is not null: ${first:${training.doc_length},${model.doc_length}}
+OmegaConf.register_new_resolver(
+    "first", lambda *values: next((v for v in values if v is not None), None), replace=True
+)
 
 TRAINING_ARGS = (
     "lr",

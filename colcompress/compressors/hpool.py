@@ -31,11 +31,11 @@ class HPool(Compressor):
     For every document: the first ``protected_tokens`` real tokens (e.g. [CLS])
     are kept as they are; the others are clustered with Ward linkage in the
     geometry of their cosine distances ``r_ij = 1 - cos(x_i, x_j)`` down to
-    ``budget - protected_tokens`` clusters (or ``ceil(n / pool_factor)`` clusters), and each cluster becomes the
-    mean of its members. A document with at most ``budget`` tokens keeps its
-    tokens. Non-parametric: it works post-hoc on any trained model and during
-    training, where gradients reach the vectors through the cluster means (the
-    memberships are constants).
+    ``budget - protected_tokens`` clusters (or ``ceil(n / pool_factor)`` clusters),
+    and each cluster becomes the mean of its members. A document with at most
+    ``budget`` tokens keeps its tokens. Non-parametric: it works post-hoc on any
+    trained model and during training, where gradients reach the vectors through
+    the cluster means (the memberships are constants).
 
     The partition is the one of ``scipy.cluster.hierarchy.linkage(X, method="ward")``
     + ``fcluster(Z, k, criterion="maxclust")`` on the L2-normalised token vectors

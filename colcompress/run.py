@@ -112,6 +112,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     model = build_model(cfg.model, cfg.compressor)
+    if cfg.test_budget is not None:  # refuse an impossible index budget before training
+        model.compressor.check_budget(cfg.test_budget)
     if cfg.init_from:
         load_model_weights(model, cfg.init_from)
     elif not cfg.ckpt_path:

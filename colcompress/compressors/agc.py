@@ -123,11 +123,11 @@ class AGC(Compressor):
         self.seed = seed
         self.queries = nn.Parameter(torch.randn(num_queries, hidden_size) * init_std)
 
-    def set_budget(self, budget: int | None) -> None:
-        """Change the index-time number of centroids (any positive integer)."""
+    def check_budget(self, budget: int | None) -> None:
+        """Any positive integer number of index-time centroids."""
         if budget is None:
             raise ValueError("agc needs an integer budget, got None")
-        super().set_budget(budget)
+        super().check_budget(budget)
 
     def extra_token_embeddings(self) -> Tensor:
         """The universal-query input embeddings ``[T, H]``."""

@@ -72,22 +72,27 @@ class Compressor(nn.Module):
         self.train_budget = budget
         self.posthoc = posthoc
 
-    def set_budget(self, budget: int | None) -> None:
-        """Change the budget used at index time.
+    def check_budget(self, budget: int | None) -> None:
+        """Raise unless this compressor can index with ``budget``.
 
         Raises
         ------
         ValueError
-            If this compressor's parameters fix the budget and ``budget`` differs.
+            If this compressor's parameters fix the budget and ``budget`` differs,
+            or ``budget`` is not a positive integer.
         """
         if self.budget_fixed_at_train and budget != self.train_budget:
             raise ValueError(
                 f"{type(self).__name__} was trained with budget={self.train_budget} and "
                 f"cannot index with budget={budget}: its parameters are shaped by the "
-                "training budget (set compressor.test_budget to null or to the training budget)"
+                "training budget (set test_budget to null or to the training budget)"
             )
         if budget is not None and budget < 1:
             raise ValueError(f"compressor budget must be a positive integer, got {budget}")
+
+    def set_budget(self, budget: int | None) -> None:
+        """Change the budget used at index time (checked by :meth:`check_budget`)."""
+        self.check_budget(budget)
         self.budget = budget
 
     def extra_token_embeddings(self) -> Tensor | None:

@@ -103,10 +103,10 @@ class HPool(Compressor):
                 f"compressor.protected_tokens={self.protected_tokens}: the budget must be larger"
             )
 
-    def set_budget(self, budget: int | None) -> None:
-        """Change the index-time budget (any value above ``protected_tokens``)."""
+    def check_budget(self, budget: int | None) -> None:
+        """Any index-time budget above ``protected_tokens``."""
         self._check_budget(budget)
-        super().set_budget(budget)
+        super().check_budget(budget)
 
     def num_clusters(self, counts: Tensor) -> Tensor:
         """Clusters to pool ``counts`` non-protected tokens into.

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenized
 
+from colcompress.atomic import write_text_atomic
 from colcompress.data.beir import BeirData
 
 __all__ = ["BM25Settings", "bm25_search", "mine_negatives", "negatives_cache_path"]
@@ -207,15 +206,7 @@ def _read_cache(path: Path, key: str, data: BeirData) -> dict[str, list[str]] | 
 
 
 def _write_cache(path: Path, key: str, negatives: dict[str, list[str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"key": key, "negatives": negatives}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text_atomic(json.dumps({"key": key, "negatives": negatives}), path)
 
 
 def mine_negatives(

@@ -26,7 +26,8 @@ class Encoded:
     vectors : list of Tensor[m_i, D]
         float32 on the CPU, padding removed.
     tokens : Tensor[n]
-        Real input tokens of each item before compression.
+        Scorable tokens of each item before compression: the vectors the
+        uncompressed model keeps (special tokens counted, skipped punctuation not).
     seconds : float
     """
 
@@ -94,7 +95,7 @@ def encode(
         batch = tokenize([texts[i] for i in idx]).to(device)
         with _autocast(device, precision):
             out = run(batch, compress)
-        tokens[idx] = batch.attention_mask.sum(1).cpu()
+        tokens[idx] = batch.mask.sum(1).cpu()
         for i, v in zip(idx, out.unpadded()):
             vectors[i] = v.float().cpu()
         done = b + len(idx)

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 def index_stats(docs: Encoded, index: Index, budget: int | None) -> dict[str, Any]:
     """Size of the index and how much the compressor removed.
 
-    ``compression_ratio`` follows the paper: ``1 - budget / avg_tokens``;
+    ``compression_ratio`` follows the paper: ``1 - budget / avg_tokens``, with
+    ``avg_tokens`` the vectors per document of the uncompressed model; None for
+    methods without a fixed budget (relative CRISP, pool factors, lossless).
     ``vector_reduction`` is the measured ``1 - vectors / tokens`` (the two differ
     when documents are shorter than the budget or a method prunes adaptively).
     """
@@ -38,7 +40,7 @@ def index_stats(docs: Encoded, index: Index, budget: int | None) -> dict[str, An
         "vectors_per_doc": vectors / n,
         "avg_tokens_per_doc": tokens,
         "budget": budget,
-        "compression_ratio": (1 - budget / tokens) if budget else 0.0,
+        "compression_ratio": (1 - budget / tokens) if budget else None,
         "vector_reduction": 1 - vectors / float(docs.tokens.sum()),
         "index_bytes": size,
         "bytes_per_doc": size / n,

@@ -9,7 +9,6 @@ functions write a PNG atomically (temporary file, then rename) and return its pa
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
+from colcompress.atomic import atomic_path
 from colcompress.evaluation.utilization import UtilizationStats
 
 StatsLike = UtilizationStats | Mapping
@@ -42,17 +42,9 @@ def save_png(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     Path
         ``path``; parent directories are created.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def draw_strength(ax: Axes, stats: StatsLike, title: str | None = None) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from colcompress.atomic import write_text_atomic
 
 PACKAGES = ("colcompress", "torch", "fast-plaid", "transformers", "lightning", "hydra-core", "ranx")
 
@@ -33,11 +36,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json(data: dict[str, Any], path: Path) -> Path:
-    """Write JSON atomically (temp file then rename); non-finite floats become null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2, sort_keys=False))
-    tmp.replace(path)
-    return path
+def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write JSON atomically (see :func:`write_text_atomic`); non-finite floats become null."""
+    return write_text_atomic(json.dumps(_clean(data), indent=2, sort_keys=False), path)

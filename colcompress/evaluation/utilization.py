@@ -31,7 +31,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -42,6 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from colcompress.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from colcompress.data.beir import BeirData
@@ -595,9 +596,11 @@ class UtilizationAnalysis:
     ``docs.vectors`` in ``list(data.corpus)`` order and ``queries.vectors`` in
     ``list(data.queries)`` order (as the evaluator encodes them). Relevant pairs are
     the qrels with relevance > 0. Positions are row indices of the indexed vectors
-    (the compressor's output slots with masked slots removed); the number of positions
-    grows with the data, and the similarity matrix covers the first
-    ``similarity_positions`` positions (default: the compressor's budget, else 32).
+    (the compressor's output slots with masked slots removed). With a budget there
+    are exactly ``budget`` positions (slots no relevant document fills count, with
+    strength 0, against evenness); without one the number grows with the data. The
+    similarity matrix covers the first ``similarity_positions`` positions (default:
+    the compressor's budget, else 32).
     ColBERT_P scoring (``model.relu``) is followed.
 
     Parameters
@@ -641,6 +644,7 @@ class UtilizationAnalysis:
             queries.vectors,
             docs.vectors,
             pairs,
+            num_positions=budget,
             similarity_positions=self.similarity_positions
             or budget
             or DEFAULT_SIMILARITY_POSITIONS,
@@ -884,18 +888,6 @@ def _unique_labels(runs: Sequence[RunRecord]) -> list[str]:
     return [f"{r.label} ({r.run_dir.name})" if labels.count(r.label) > 1 else r.label for r in runs]
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_correlation_report(table: CorrelationTable, out: str | os.PathLike) -> list[Path]:
     """Write ``correlation.md`` and one scatter plot per evenness measure into ``out``.
 
@@ -909,7 +901,7 @@ def write_correlation_report(table: CorrelationTable, out: str | os.PathLike) ->
     out = Path(out)
     labels = _unique_labels(table.runs)
     text = "\n\n".join([table.to_markdown(), table.runs_markdown()]) + "\n"
-    _write_text(out / "correlation.md", text)
+    write_text_atomic(text, out / "correlation.md")
     written = [out / "correlation.md"]
     for evenness in EVENNESS:
         xs = [r.inverse_evenness(evenness) for r in table.runs]

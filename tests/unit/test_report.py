@@ -105,7 +105,7 @@ def write_run(
         "index": {
             "budget": budget,
             "train_budget": budget,
-            "compression_ratio": 0.0 if budget is None else 1 - budget / 64,
+            "compression_ratio": None if budget is None else 1 - budget / 64,
             "vector_reduction": 0.1 if budget is None else 1 - budget / 64,
             "vectors_per_doc": 57.0 if budget is None else float(budget),
             "index_bytes": 4096 if budget is None else 64 * budget,

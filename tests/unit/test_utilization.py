@@ -329,7 +329,8 @@ def test_utilization_from_vectors_and_evaluator_hook(tmp_path):
     np.testing.assert_allclose(got.similarity, expected["similarity"], atol=1e-6)
     assert got.index_usage == pytest.approx(expected["index_usage"])
 
-    model = SimpleNamespace(compressor=SimpleNamespace(budget=3), relu=False)
+    # a budget fixes the positions: slots no relevant document fills count with 0
+    model = SimpleNamespace(compressor=SimpleNamespace(budget=7), relu=False)
     data = SimpleNamespace(
         corpus={f"d{i}": None for i in range(4)},
         queries={"q0": "", "q1": "", "q2": ""},
@@ -337,8 +338,10 @@ def test_utilization_from_vectors_and_evaluator_hook(tmp_path):
     )
     hook = UtilizationAnalysis(batch_size=2, output_dir=tmp_path)
     out = hook(model, data, SimpleNamespace(vectors=docs), SimpleNamespace(vectors=queries))
-    assert out["utilization"]["wins"] == expected["wins"]
-    assert len(out["utilization"]["similarity"]) == 3  # the budget
+    unused = 7 - len(expected["wins"])
+    assert out["utilization"]["wins"] == expected["wins"] + [0] * unused
+    assert out["utilization"]["strength"][-unused:] == [0.0] * unused
+    assert len(out["utilization"]["similarity"]) == 7  # the budget
     _assert_png(tmp_path / "utilization_strength.png")
     _assert_png(tmp_path / "utilization_similarity.png")
     sample = utilization_from_vectors(queries, docs, pairs, similarity_sample=2)

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoConfig
 
+import colcompress.resolvers  # noqa: F401  (registers ${cwd:} and ${first:...})
 from colcompress.checkpoint import load_model_weights, model_config
 from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines
@@ -34,12 +35,6 @@ from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
 
 log = logging.getLogger(__name__)
-# The launch directory, resolvable before Hydra's runtime config exists (sweep dirs).
-OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
-# The first value that is not null: ${first:${training.doc_length},${model.doc_length}}
-OmegaConf.register_new_resolver(
-    "first", lambda *values: next((v for v in values if v is not None), None), replace=True
-)
 
 TRAINING_ARGS = (
     "lr",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import colcompress.resolvers  # noqa: F401  (the resolvers conf/ uses, for tests composing it)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BEIR = ROOT.parent / "shared" / "data" / "beir"
 DATA_DIR = Path(os.environ.get("COLCOMPRESS_DATA_DIR", SHARED_BEIR))

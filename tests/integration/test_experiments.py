@@ -12,7 +12,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import colcompress.run  # noqa: F401  (registers the ${cwd:} resolver the configs use)
 from colcompress.report import build_report
 from tests.conftest import ROOT
 from tests.integration.helpers import results_files

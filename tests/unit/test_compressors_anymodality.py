@@ -425,4 +425,4 @@ def test_configs_instantiate_through_the_main_config(name, cls):
     assert compressor.needs_attention == (name == "agc")
     assert compressor.budget_fixed_at_train == (name in ("seqresize", "memtok"))
     if name == "seqresize":
-        assert compressor.input_length == cfg.model.doc_length
+        assert compressor.input_length == cfg.training.doc_length  # what training sees

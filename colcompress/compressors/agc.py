@@ -11,18 +11,10 @@ from torch import Tensor, nn
 
 from colcompress.compressors.base import Compressed, Compressor
 from colcompress.compressors.clustering import cluster_means
+from colcompress.compressors.hashing import document_keys, uniform
 from colcompress.models.states import TokenStates
 
 SELECTIONS = ("saliency", "random")
-
-_MASK31 = 0x7FFFFFFF
-
-
-def _mix(x: Tensor) -> Tensor:
-    """Integer hash of non-negative 31-bit values (int64 arithmetic, no overflow)."""
-    for _ in range(3):
-        x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK31
-    return x
 
 
 def random_scores(input_ids: Tensor, mask: Tensor, seed: int) -> Tensor:
@@ -43,11 +35,8 @@ def random_scores(input_ids: Tensor, mask: Tensor, seed: int) -> Tensor:
     Tensor[B, N]
         Float in ``[0, 1)``.
     """
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    tokens = _mix((input_ids.long() & _MASK31) ^ _mix(positions + 1)[None, :])
-    key = _mix(((tokens * mask).sum(1) & _MASK31) ^ (seed & _MASK31))  # [B]
-    scores = _mix(key[:, None] ^ _mix(positions + 0x9E3779B)[None, :])
-    return scores.double().div(2**31).float()
+    keys = document_keys(input_ids, mask, seed)
+    return uniform(keys, torch.arange(input_ids.shape[1], device=input_ids.device))
 
 
 class AGC(Compressor):

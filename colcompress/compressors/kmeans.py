@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from colcompress.compressors.base import Compressed, Compressor
+from colcompress.compressors.hashing import document_keys, uniform
 from colcompress.compressors.prune import token_ranks
 from colcompress.models.states import TokenStates
 
@@ -67,15 +68,26 @@ def _distance(x: Tensor, c: Tensor, similarity: str) -> Tensor:
     return ((x - c[:, None, :]) ** 2).sum(-1)
 
 
+def _draw(weights: Tensor, u: Tensor) -> Tensor:
+    """Inverse-CDF sampling: for each row the index whose weight interval holds
+    ``u * total``. Only the row's own weights and ``u`` matter (not the batch, not
+    trailing padding)."""
+    cdf = weights.cumsum(1)
+    idx = (cdf <= u[:, None] * cdf[:, -1:]).sum(1)
+    return idx.clamp_max(weights.shape[1] - 1)
+
+
 def _init_centers(
-    x: Tensor, valid: Tensor, num: int, init: str, similarity: str, generator: torch.Generator
+    x: Tensor, valid: Tensor, num: int, init: str, similarity: str, keys: Tensor
 ) -> Tensor:
     """Pick ``num`` distinct seed tokens per row (k-means++ or farthest point).
 
-    The first seed is drawn uniformly among the real tokens with ``generator``;
-    k-means++ draws each next one with probability proportional to its distance to
-    the nearest seed, farthest point takes the farthest token. Rows with fewer real
-    tokens than ``num`` get arbitrary extra seeds (their slots are unused).
+    The first seed is drawn uniformly among the real tokens; k-means++ draws each
+    next one with probability proportional to its distance to the nearest seed,
+    farthest point takes the farthest token. Draw ``j`` of row b is
+    ``uniform(keys[b], j)`` (:mod:`colcompress.compressors.hashing`), so a row's
+    seeds depend on its own tokens and key only, whatever batch it is in. Rows with
+    fewer real tokens than ``num`` get arbitrary extra seeds (their slots are unused).
 
     Returns
     -------
@@ -103,7 +115,8 @@ def _init_centers(
             weights = None
         if weights is not None:
             weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, fallback)
-            idx = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+            step = torch.tensor([j], device=x.device)
+            idx = _draw(weights.double(), uniform(keys, step)[:, 0].double())
         seeds[:, j] = idx
         chosen[rows, idx] = True
         dist = torch.minimum(dist, _distance(x, x[rows, idx], similarity))
@@ -160,11 +173,14 @@ def batched_kmeans(
     init: str = "kmeans++",
     similarity: str = "cosine",
     seed: int = 0,
+    keys: Tensor | None = None,
 ) -> KMeansResult:
     """k-means on every sequence of a batch at once, with a per-sequence k.
 
-    Deterministic given ``seed``: seeding uses a fresh generator seeded with it,
-    followed by exactly ``iters`` assignment/update steps. Empty clusters are
+    Deterministic given ``seed`` (and ``keys``), sequence by sequence: a sequence's
+    seeding draws depend on its key only (see :func:`_init_centers`), followed by
+    exactly ``iters`` assignment/update steps, so its clusters do not change with
+    the other sequences of the batch or the padding width. Empty clusters are
     refilled with the worst-fitting token (:func:`_fill_empty`), so every sequence
     gets exactly ``min(k_b, n_b)`` non-empty clusters; a sequence with ``n_b <= k_b``
     real tokens keeps each token as its own cluster (centroid = the token itself).
@@ -185,6 +201,10 @@ def batched_kmeans(
     similarity : {"cosine", "l2"}
         Assignment rule, see :func:`_similarity`.
     seed : int
+        Key of every sequence when ``keys`` is None.
+    keys : Tensor[B] or None
+        Per-sequence keys (e.g. :func:`~colcompress.compressors.hashing.document_keys`
+        of the token ids), so different sequences draw differently.
 
     Returns
     -------
@@ -206,9 +226,9 @@ def batched_kmeans(
 
     with torch.no_grad():
         xd = x.detach().float()
-        generator = torch.Generator(device=x.device)
-        generator.manual_seed(seed)
-        seeds = _init_centers(xd, valid, num, init, similarity, generator)
+        if keys is None:
+            keys = torch.full((x.shape[0],), seed, dtype=torch.long, device=x.device)
+        seeds = _init_centers(xd, valid, num, init, similarity, keys.to(x.device))
         rows = torch.arange(x.shape[0], device=x.device)[:, None]
         centroids = xd[rows, seeds]  # [B, K, D]
         for step in range(iters):
@@ -259,7 +279,7 @@ class CrispKMeans(Compressor):
     iters : int
         k-means assignment/update steps.
     init : {"kmeans++", "farthest"}
-        Seeding, drawn from a generator seeded with ``seed`` on every call.
+        Seeding; its draws depend only on the sequence's token ids and ``seed``.
     similarity : {"cosine", "l2"}
         Spherical (cosine to the mean direction) or Euclidean k-means.
     seed : int
@@ -366,5 +386,8 @@ class CrispKMeans(Compressor):
         """
         mask = states.mask.bool()
         k = self.cluster_counts(mask.sum(1), states.is_query)
-        result = batched_kmeans(vectors, mask, k, self.iters, self.init, self.similarity, self.seed)
+        keys = document_keys(states.input_ids, mask, self.seed)
+        result = batched_kmeans(
+            vectors, mask, k, self.iters, self.init, self.similarity, self.seed, keys
+        )
         return Compressed(result.centroids, result.mask)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
+from colcompress.compressors.hashing import document_keys
 from colcompress.compressors.kmeans import CrispKMeans, batched_kmeans
 from colcompress.models.states import TokenStates
 
@@ -74,6 +75,29 @@ def test_seeded_runs_are_identical_and_seed_matters() -> None:
     assert torch.equal(a.assign, b.assign) and torch.equal(a.centroids, b.centroids)
     others = [batched_kmeans(x, mask, k, iters=3, seed=s).assign for s in range(8, 12)]
     assert any(not torch.equal(a.assign, o) for o in others)
+
+
+@pytest.mark.parametrize("init", ["kmeans++", "farthest"])
+def test_a_documents_clusters_do_not_depend_on_its_batch(init: str) -> None:
+    """The same document alone, in another batch, or padded wider gets the same
+    clusters, so index vectors do not change with the encoding batch size."""
+    g = torch.Generator().manual_seed(1)
+    x = F.normalize(torch.randn(5, 30, 8, generator=g), dim=-1)
+    mask = torch.arange(30)[None, :] < torch.tensor([30, 22, 17, 30, 9])[:, None]
+    ids = torch.randint(1000, 2000, (5, 30), generator=g)
+    k = torch.full((5,), 4)
+    keys = document_keys(ids, mask, 3)
+    full = batched_kmeans(x, mask, k, iters=3, init=init, keys=keys)
+    for b in range(5):
+        alone = batched_kmeans(x[b : b + 1], mask[b : b + 1], k[:1], 3, init, keys=keys[b : b + 1])
+        assert torch.equal(alone.assign[0], full.assign[b])
+        torch.testing.assert_close(alone.centroids[0], full.centroids[b])
+    wide_x = torch.cat([x[1:2], torch.zeros(1, 14, 8)], 1)
+    wide_mask = torch.cat([mask[1:2], torch.zeros(1, 14, dtype=torch.bool)], 1)
+    wide = batched_kmeans(wide_x, wide_mask, k[:1], 3, init, keys=keys[1:2])
+    assert torch.equal(wide.assign[0, :30], full.assign[1])
+    # keys differ per document, so equal inputs under different ids seed differently
+    assert len(set(keys.tolist())) == 5
 
 
 def test_gradients_reach_inputs_through_centroids() -> None:

@@ -16,10 +16,11 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from transformers import AutoConfig
 
 import colcompress.resolvers  # noqa: F401  (registers ${cwd:} and ${first:...})
@@ -99,8 +100,32 @@ def _fit_corpus_statistics(model: ColBERT, datamodule: Any, batch_size: int = 51
     log.info("IDF table fitted on %d documents", len(texts))
 
 
+def _check_launch(cfg: DictConfig) -> None:
+    """Refuse a local multirun whose jobs would each start multi-process DDP.
+
+    Lightning starts the extra DDP processes by re-running this command line, ``-m``
+    and sweep included (facebookresearch/hydra#2070), so every rank would start its
+    own sweep. Under SLURM the ranks are SLURM tasks and nothing is re-launched.
+    """
+    strategy = str(cfg.trainer.get("strategy") or "")
+    if not strategy.startswith("ddp") or strategy == "ddp_spawn":
+        return
+    devices = cfg.trainer.get("devices", 1)
+    if devices in ("auto", -1, "-1"):
+        devices = torch.cuda.device_count() if cfg.trainer.get("accelerator") != "cpu" else 1
+    many = (len(devices) if isinstance(devices, list | ListConfig) else int(devices)) > 1
+    if many and HydraConfig.get().mode == RunMode.MULTIRUN and "SLURM_NTASKS" not in os.environ:
+        raise ValueError(
+            f"trainer.strategy={strategy} with {devices} devices in a local multirun: "
+            "Lightning re-launches the whole command line (the sweep included) for every "
+            "extra device. Run one job at a time with trainer=ddp, or sweep through "
+            "hydra/launcher=slurm (one SLURM task per GPU)"
+        )
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one configured job and return the contents of its ``results.json``."""
+    _check_launch(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
     datamodule = instantiate(cfg.dataset)
@@ -135,8 +160,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "split": cfg.dataset.eval_split,
         "output_dir": output_dir,
     }
-    if cfg.evaluate and cfg.evaluation.baselines:
-        record["baselines"] = evaluate_baselines(
+    baselines = None
+    if cfg.evaluation.baselines:
+        baselines = partial(
+            evaluate_baselines,
             datamodule.eval_data,
             backbone=cfg.model.backbone,
             names=list(cfg.evaluation.baselines),
@@ -153,6 +180,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         output_dir=output_dir,
         test_budget=cfg.test_budget,
         record=record,
+        baselines=baselines,
         top_k=cfg.evaluation.top_k,
         batch_size=cfg.evaluation.batch_size,
         metrics=list(cfg.evaluation.metrics),

@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from colcompress.data.beir import BeirData, DataFormatError, load_beir_splits, slice_beir
@@ -261,17 +262,38 @@ class TrainDataset(Dataset):
 class EpochShuffleSampler(Sampler):
     """Seeded shuffle that yields ``(index, epoch)`` so the epoch reaches every worker.
 
+    Under data parallelism it also shards, as ``DistributedSampler`` does: the
+    permutation of an epoch is padded (with its own first indices) to a multiple of
+    the number of replicas and replica r takes every ``num_replicas``-th index from
+    position r. Sharding here, instead of in Lightning's ``DistributedSamplerWrapper``
+    (``use_distributed_sampler: false`` in ``conf/trainer/ddp.yaml``), keeps
+    :meth:`set_epoch` reaching this sampler, so negatives are redrawn every epoch.
+
     Parameters
     ----------
     length : int
         Dataset size.
     seed : int
         Seed; the permutation of epoch ``e`` comes from ``(seed, e)``.
+    num_replicas, rank : int or None
+        The data-parallel world size and this process's rank; default from
+        ``torch.distributed`` when it is initialised, else 1 and 0.
     """
 
-    def __init__(self, length: int, seed: int) -> None:
+    def __init__(
+        self, length: int, seed: int, num_replicas: int | None = None, rank: int | None = None
+    ) -> None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if num_replicas is None:
+            num_replicas = torch.distributed.get_world_size() if distributed else 1
+        if rank is None:
+            rank = torch.distributed.get_rank() if distributed else 0
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"EpochShuffleSampler: rank {rank} outside [0, {num_replicas})")
         self.length = length
         self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -279,11 +301,13 @@ class EpochShuffleSampler(Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.length
+        return math.ceil(self.length / self.num_replicas)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = np.random.default_rng((self.seed, self.epoch)).permutation(self.length)
-        return iter([(int(i), self.epoch) for i in order])
+        total = len(self) * self.num_replicas
+        order = np.resize(order, total)  # repeats the first indices as padding
+        return iter([(int(i), self.epoch) for i in order[self.rank :: self.num_replicas]])
 
 
 class RetrievalDataModule(lightning.LightningDataModule):

@@ -104,3 +104,51 @@ def encode(
             log.info("%s: %d/%d (%.1f/s)", desc, done, len(order), rate)
     model.train(was_training)
     return Encoded(vectors, tokens, time.perf_counter() - start)  # type: ignore[arg-type]
+
+
+def encode_sharded(
+    model: ColBERT,
+    texts: list[str],
+    is_query: bool,
+    batch_size: int = 32,
+    precision: str | None = None,
+    desc: str = "encode",
+    rank: int = 0,
+    world_size: int = 1,
+) -> Encoded | None:
+    """:func:`encode` split across data-parallel ranks, gathered on rank 0.
+
+    Rank r encodes ``texts[r::world_size]``; ``torch.distributed.gather_object``
+    brings the shards to rank 0, which reassembles them in input order. Every rank
+    must call it (it is a collective when ``world_size > 1``).
+
+    Returns
+    -------
+    Encoded or None
+        The whole collection on rank 0 (``seconds`` is rank 0's wall time including
+        the gather); None on the other ranks.
+    """
+    if world_size == 1:
+        return encode(model, texts, is_query, batch_size, precision=precision, desc=desc)
+    import torch.distributed as dist
+
+    start = time.perf_counter()
+    mine = encode(
+        model, texts[rank::world_size], is_query, batch_size, precision=precision, desc=desc
+    )
+    shards: list[tuple[list[Tensor], Tensor] | None] | None = (
+        [None] * world_size if rank == 0 else None
+    )
+    dist.gather_object((mine.vectors, mine.tokens), shards, dst=0)
+    if rank != 0:
+        return None
+    vectors: list[Tensor] = [torch.empty(0)] * len(texts)
+    tokens = torch.zeros(len(texts), dtype=torch.long)
+    for r, shard in enumerate(shards or []):
+        shard_vectors, shard_tokens = shard  # type: ignore[misc]
+        positions = list(range(r, len(texts), world_size))
+        for i, v in zip(positions, shard_vectors, strict=True):
+            vectors[i] = v
+        tokens[positions] = shard_tokens
+    log.info("%s: gathered %d items from %d ranks", desc, len(texts), world_size)
+    return Encoded(vectors, tokens, time.perf_counter() - start)

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 
 from colcompress.data.beir import BeirData
-from colcompress.evaluation.encode import Encoded, encode
+from colcompress.evaluation.encode import Encoded, encode, encode_sharded
 from colcompress.evaluation.metrics import DEFAULT_METRICS, compute_metrics, write_trec_run
 from colcompress.evaluation.results import versions, write_json
 from colcompress.index.base import Index
@@ -57,8 +57,14 @@ def evaluate_model(
     precision: str | None = None,
     output_dir: Path | None = None,
     analyses: list[Callable[[ColBERT, BeirData, Encoded, Encoded], dict[str, Any]]] | None = None,
-) -> dict[str, Any]:
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, Any] | None:
     """Run the full evaluation pass of one model on one split.
+
+    Under data parallelism every rank calls it: each encodes its shard of the corpus
+    (:func:`encode_sharded`), rank 0 gathers the vectors, builds the index, searches
+    and scores; the other ranks return None.
 
     Parameters
     ----------
@@ -80,11 +86,13 @@ def evaluate_model(
     analyses : list of callables or None
         Extra analyses ``f(model, data, docs, queries) -> dict`` (e.g. utilization)
         whose results are merged into the returned dict.
+    rank, world_size : int
+        This process's data-parallel rank and the number of ranks.
 
     Returns
     -------
-    dict
-        ``metrics``, ``index``, ``timings`` (+ whatever the analyses add).
+    dict or None
+        ``metrics``, ``index``, ``timings`` (+ whatever the analyses add) on rank 0.
     """
     doc_ids = list(data.corpus)
     texts = [data.corpus[d].full_text for d in doc_ids]
@@ -93,7 +101,11 @@ def evaluate_model(
     counts = hasattr(model.compressor, "reset_counts")
     if counts:
         model.compressor.reset_counts()
-    docs = encode(model, texts, False, batch_size, precision=precision, desc="corpus")
+    docs = encode_sharded(
+        model, texts, False, batch_size, precision, "corpus", rank=rank, world_size=world_size
+    )
+    if docs is None:
+        return None
     start = time.perf_counter()
     index.build(docs.vectors, doc_ids)
     build_s = time.perf_counter() - start
@@ -119,6 +131,7 @@ def evaluate_model(
         "index": index_stats(docs, index, budget),
         "timings": {
             "encode_corpus_s": docs.seconds,
+            "encode_ranks": world_size,
             "docs_per_s": len(texts) / max(docs.seconds, 1e-9),
             "index_build_s": build_s,
             "encode_queries_s": queries.seconds,
@@ -151,7 +164,10 @@ class IndexEvaluator(L.Callback):
     test_budget : int or None
         Budget to index with when it differs from training (hpool, agc).
     record : dict
-        Extra entries for ``results.json`` (config, baselines, ...).
+        Extra entries for ``results.json`` (config, method, ...).
+    baselines : Callable[[], dict] or None
+        Computes the reference rows (:func:`~colcompress.evaluation.baselines.
+        evaluate_baselines`), on rank 0 only, into ``results.json["baselines"]``.
     kwargs
         Passed to :func:`evaluate_model` (top_k, batch_size, metrics, precision,
         analyses).
@@ -164,6 +180,7 @@ class IndexEvaluator(L.Callback):
         output_dir: str,
         test_budget: int | None = None,
         record: dict[str, Any] | None = None,
+        baselines: Callable[[], dict[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         self.data = data
@@ -171,22 +188,44 @@ class IndexEvaluator(L.Callback):
         self.output_dir = Path(output_dir)
         self.test_budget = test_budget
         self.record = dict(record or {})
+        self.baselines = baselines
         self.kwargs = kwargs
         self.results: dict[str, Any] | None = None
 
-    def run(self, model: ColBERT, loggers: list[Any] | None = None) -> dict[str, Any]:
-        """Evaluate ``model`` and write ``results.json``; returns its content."""
+    def run(
+        self,
+        model: ColBERT,
+        loggers: list[Any] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> dict[str, Any] | None:
+        """Evaluate ``model`` and write ``results.json``; returns its content.
+
+        Every data-parallel rank calls it (each encodes a shard of the corpus); rank 0
+        does the rest and the others return None.
+        """
         train_budget = model.compressor.budget
         if self.test_budget is not None:
             model.compressor.set_budget(self.test_budget)
         try:
             out = evaluate_model(
-                model, self.data(), self.index_factory(), output_dir=self.output_dir, **self.kwargs
+                model,
+                self.data(),
+                self.index_factory(),
+                output_dir=self.output_dir,
+                rank=rank,
+                world_size=world_size,
+                **self.kwargs,
             )
         finally:
             model.compressor.budget = train_budget
+        if out is None:
+            return None
         out["index"]["train_budget"] = train_budget
-        self.results = {**self.record, **out, "versions": versions()}
+        record = dict(self.record)
+        if self.baselines is not None:
+            record["baselines"] = self.baselines()
+        self.results = {**record, **out, "versions": versions()}
         write_json(self.results, self.output_dir / "results.json")
         flat = {f"test/{k}": v for k, v in out["metrics"].items()}
         flat.update({f"index/{k}": v for k, v in out["index"].items() if v is not None})
@@ -196,6 +235,5 @@ class IndexEvaluator(L.Callback):
         return self.results
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            with torch.no_grad():
-                self.run(pl_module.model, trainer.loggers)
+        with torch.no_grad():
+            self.run(pl_module.model, trainer.loggers, trainer.global_rank, trainer.world_size)

@@ -135,3 +135,45 @@ def test_gathered_negatives_match_single_process(tmp_path: Path):
         optimizer.step()
     assert got["gathered"].tolist() == [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
     assert got["xgrad"].tolist() == [[float(WORLD)] * 2]
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp_run_trains_shards_encoding_and_evaluates(tmp_path: Path):
+    """The real entry point under Lightning DDP (gloo, 2 CPU processes): training steps
+    with gathered negatives, the corpus encoded in two shards and indexed on rank 0."""
+    from tests.integration.helpers import colcompress, load_results
+
+    colcompress(
+        tmp_path,
+        "debug=default",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        "trainer.max_steps=3",
+        "index=flat",
+        "logger=csv",
+        "evaluation.baselines=[bm25]",
+    )
+    results = load_results(tmp_path)  # exactly one results.json: rank 0 wrote it
+    assert results["timings"]["encode_ranks"] == 2
+    assert all(0.0 <= v <= 1.0 for v in results["metrics"].values())
+    assert "bm25" in results["baselines"]
+    (last,) = (tmp_path / "logs").rglob("last.ckpt")
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 3
+    # one process evaluating the same weights gets the same index and metrics: the
+    # shards were gathered back in corpus order
+    single = tmp_path / "single"
+    colcompress(
+        single,
+        "debug=default",
+        "train=false",
+        f"init_from={last}",
+        "index=flat",
+        "logger=none",
+        "evaluation.baselines=[]",
+    )
+    alone = load_results(single)
+    assert alone["timings"]["encode_ranks"] == 1
+    assert alone["index"]["num_vectors"] == results["index"]["num_vectors"]
+    assert alone["metrics"] == pytest.approx(results["metrics"], abs=1e-6)

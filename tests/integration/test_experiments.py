@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from colcompress.report import build_report
 from tests.conftest import ROOT
-from tests.integration.helpers import results_files
+from tests.integration.helpers import colcompress, results_files
 
 CONF = ROOT / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -108,6 +108,35 @@ def test_launcher_and_search_configs():
     assert cfg.optimized_metric in cfg.evaluation.metrics and cfg.dataset.eval_split == "dev"
     assert set(cfg.hydra.sweeper.params) == {"training.lr", "training.temperature"}
     assert cfg.compressor._target_.endswith("AGC")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "job"),
+    [
+        ("beir_table", ["dataset=scifact", "compressor=agc"]),
+        ("agc_ablation", ["ablation=no_select"]),
+        ("transfer_budget", ["compressor=hpool", "test_budget=3"]),
+        ("agc_queries", ["budget=4", "compressor.num_queries=2"]),
+    ],
+)
+def test_an_experiment_job_runs_in_debug_size(name: str, job: list[str], tmp_path: Path):
+    """One job of each study end to end (crisp and lossless: test_compressors_e2e)."""
+    colcompress(
+        tmp_path,
+        "-m",
+        f"experiment={name}",
+        "debug=default",
+        "evaluation.baselines=[]",
+        "logger=none",
+        f"hydra.sweep.dir={tmp_path / 'logs' / 'sweep'}",
+        *job,
+    )
+    (path,) = results_files(tmp_path)
+    results = json.loads(path.read_text())
+    assert results.get("status") != "failed", results.get("error")
+    assert results["config"]["tags"] == [name]  # the study was applied (debug renames the task)
+    assert all(0.0 <= v <= 1.0 for v in results["metrics"].values())
 
 
 @pytest.mark.slow

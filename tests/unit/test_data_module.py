@@ -408,3 +408,26 @@ def test_lightning_sets_epoch_and_workers_agree(tiny_dir: Path, tmp_path: Path) 
     worker_loader = dm.train_dataloader()
     worker_loader.sampler.set_epoch(1)
     assert [tuple(ex.doc_ids) for b in worker_loader for ex in b] == by_epoch[1]
+
+
+def test_sampler_shards_partition_each_epoch_like_distributed_sampler() -> None:
+    from colcompress.data.datamodule import EpochShuffleSampler
+
+    shards = [EpochShuffleSampler(10, seed=3, num_replicas=3, rank=r) for r in range(3)]
+    seen = {}
+    for epoch in (0, 1):
+        for shard in shards:
+            shard.set_epoch(epoch)
+        drawn = [[i for i, e in shard if e == epoch] for shard in shards]
+        assert [len(d) for d in drawn] == [4, 4, 4] == [len(s) for s in shards]
+        flat = [i for d in drawn for i in d]
+        assert set(flat) == set(range(10))  # every example, 2 repeated as padding
+        whole = EpochShuffleSampler(10, seed=3)
+        whole.set_epoch(epoch)
+        order = [i for i, _ in whole]
+        padded = order + order[:2]  # the single-process permutation, padded to 12
+        assert drawn == [padded[r::3] for r in range(3)]
+        seen[epoch] = drawn
+    assert seen[0] != seen[1]  # reshuffled per epoch on every replica
+    with pytest.raises(ValueError, match="rank 3 outside"):
+        EpochShuffleSampler(10, seed=3, num_replicas=3, rank=3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -42,7 +43,14 @@ def test_debug_run_trains_indexes_and_evaluates(tmp_path: Path):
     assert 0 < util["index_usage"] <= 1 and util["cv"] is not None
     assert (run_dir / "utilization_strength.png").is_file()
     # wandb wrote its offline files inside the run directory, nowhere else
-    assert list((run_dir / "wandb").glob("offline-run-*"))
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    media = offline / "files" / "media"
+    # utilization went to wandb: the per-position table and both figures
+    (table,) = (media / "table" / "utilization").glob("per_position_*.table.json")
+    rows = json.loads(table.read_text())["data"]
+    assert [r[2] for r in rows] == util["wins"]
+    images = sorted(p.name.split("_")[0] for p in (media / "images" / "utilization").glob("*.png"))
+    assert images == ["similarity", "strength"]
     assert not (tmp_path / "wandb").exists() or not any((tmp_path / "wandb").iterdir())
     assert "| colcompress (none) |" in proc.stdout
     # checkpoints are there and rebuild the model for post-hoc evaluation

@@ -9,7 +9,7 @@ export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast run lint format clean
+.PHONY: install test test-fast run lint format clean reproduce-cpu
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,6 @@ format: install
 
 clean:
 	rm -rf logs .cache .pytest_cache
+
+reproduce-cpu: install  ## every study at CPU scale + the tables of docs/results.md (~6-7 h)
+	bash experiments/cpu_scale.sh $(OUT)

@@ -458,11 +458,20 @@ def distinguishing_settings(runs: list[Run]) -> dict[int, dict[str, str]]:
     return out
 
 
+# Compressor options that size the output when there is no fixed budget
+SIZING_KEYS = ("ratio", "spacing", "pool_factor")
+
+
 def row_label(run: Run, settings: dict[str, str], budget_in_label: bool) -> str:
-    """``method[@budget][ (train B)][ key=value ...]``."""
+    """``method[@budget][ (train B)][ key=value ...]``; without a budget the sizing
+    options (``ratio=4``, ``spacing=4``, ``pool_factor=2``) are always named."""
     label = run.method
     if budget_in_label and run.budget is not None:
         label += f"@{run.budget}"
+    if run.budget is None:
+        compressor = run.config.get("compressor") or {}
+        sizing = {k: _format_value(compressor[k]) for k in SIZING_KEYS if compressor.get(k)}
+        settings = {**sizing, **settings}
     if run.train_budget is not None:
         label += f" (train {run.train_budget})"
     if settings:

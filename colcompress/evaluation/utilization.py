@@ -961,4 +961,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the package's module, not this file as __main__: plots.py imports the
+    # package's UtilizationStats, and two copies of the class would not match
+    from colcompress.evaluation.utilization import main as package_main
+
+    sys.exit(package_main())

@@ -231,6 +231,16 @@ def test_rows_split_by_budget_and_settings(tmp_path: Path, data_dir: Path):
     assert ("agc weighting=false", "toy@5") not in by_budget.cells
 
 
+def test_rows_without_a_budget_name_their_sizing(tmp_path: Path, data_dir: Path):
+    write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
+    write_run(tmp_path / "1", data_dir, "crisp", STRONG_RANKS, budget=8)
+    relative = {"mode": "relative", "ratio": 4, "spacing": None}
+    write_run(tmp_path / "2", data_dir, "crisp", WEAK_RANKS, budget=None, compressor=relative)
+    write_run(tmp_path / "3", data_dir, "k_spacing", WEAK_RANKS, None, compressor={"spacing": 4})
+    report = build_report([tmp_path])
+    assert sorted(report.rows[-3:]) == ["crisp ratio=4", "crisp@8", "k_spacing spacing=4"]
+
+
 def test_cli_writes_markdown_csv_latex(sweep: Path, tmp_path: Path, capsys):
     out = tmp_path / "out"
     assert main([str(sweep), "--metric", "ndcg@10,recall@10", "--out", str(out)]) == 0

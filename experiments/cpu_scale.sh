@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The CPU-scale reproduction behind docs/results.md: every study at the configs'
+# default (CPU) scale, then the report tool's tables. Sequential, resumable (a stage
+# whose folder holds .done is skipped); about 6-7 hours on 2 CPU cores.
+#
+#   bash experiments/cpu_scale.sh [OUT]        # default OUT: logs/cpu_scale
+#   make reproduce-cpu                         # the same through make
+#   EXTRA="debug=default index=flat evaluation.baselines=[]" \
+#       bash experiments/cpu_scale.sh /tmp/smoke   # every stage at debug size (minutes)
+#
+# Tables go to OUT/tables/<study>/report.{md,csv,tex} (and correlation.md + PNGs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-logs/cpu_scale}
+PY=${PY:-.venv/bin/python}
+export WANDB_MODE=${WANDB_MODE:-offline} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
+mkdir -p "$OUT"
+
+# EXTRA: overrides appended to every job (word-split on purpose)
+# shellcheck disable=SC2086
+colcompress() { "$PY" -m colcompress.run "$@" ${EXTRA:-}; }
+
+# stage NAME ARGS...: one multirun into OUT/NAME, skipped once complete
+stage() {
+  local name=$1
+  shift
+  if [[ -f $OUT/$name/.done ]]; then
+    echo "== $name: done, skipped"
+    return
+  fi
+  echo "== $name: $*"
+  colcompress -m "$@" "hydra.sweep.dir=$OUT/$name"
+  touch "$OUT/$name/.done"
+}
+
+# run_dir STUDY METHOD DATASET: the finished run of METHOD on DATASET below OUT/STUDY
+run_dir() {
+  "$PY" - "$OUT/$1" "$2" "$3" <<'PYTHON'
+import json, pathlib, sys
+root, method, dataset = sys.argv[1:]
+for path in sorted(pathlib.Path(root).rglob("results.json")):
+    r = json.loads(path.read_text())
+    if (r.get("method"), r.get("dataset"), r.get("status", "ok")) == (method, dataset, "ok"):
+        print(path.parent)
+        break
+else:
+    sys.exit(f"no finished {method} run on {dataset} under {root}")
+PYTHON
+}
+
+# 1. Tables 1-2: every compressor at budget 32 on NFCorpus and SciFact (12 trainings)
+stage beir_table experiment=beir_table
+
+NONE=$(run_dir beir_table none nfcorpus)/checkpoints/last.ckpt
+AGC=$(run_dir beir_table agc nfcorpus)/checkpoints/last.ckpt
+HPOOL=$(run_dir beir_table hpool nfcorpus)/checkpoints/last.ckpt
+POSTHOC=(train=false "init_from=$NONE" task_name=posthoc dataset=nfcorpus)
+
+# 2. Post-hoc methods on the uncompressed NFCorpus model (evaluation only)
+stage posthoc_32 "${POSTHOC[@]}" budget=32 compressor=hpool_posthoc,first_k,idf,attention_prune
+stage posthoc_c4x8 "${POSTHOC[@]}" budget=8 compressor=kmeans_posthoc,tail,k_spacing
+stage posthoc_r4_kmeans "${POSTHOC[@]}" budget=null compressor=kmeans_posthoc \
+  compressor.mode=relative compressor.ratio=4
+stage posthoc_r4_tail "${POSTHOC[@]}" budget=null compressor=tail compressor.ratio=4
+stage posthoc_r4_spacing "${POSTHOC[@]}" budget=null compressor=k_spacing compressor.spacing=4
+
+# 3. CRISP trained at C4x8 and R4 (C4x32 is in beir_table)
+stage crisp_c4x8 experiment=crisp compressor=crisp budget=8
+stage crisp_r4 experiment=crisp compressor=crisp budget=null compressor.mode=relative \
+  compressor.ratio=4
+
+# 4. Lossless pruning on ColBERT_P: LP on both datasets, norm pruning on NFCorpus
+stage lossless_lp experiment=lossless compressor=lossless_lp dataset=nfcorpus,scifact
+stage lossless_norm experiment=lossless compressor=lossless_norm
+
+# 5. Table 9: AGC ablation (the full model is beir_table's agc)
+stage agc_ablation experiment=agc_ablation ablation=no_weight,no_select,no_cluster
+
+# 6. Table 6: budget transfer of the budget-32 AGC and H-Pool models (evaluation only)
+stage transfer_agc train=false "init_from=$AGC" task_name=transfer_budget dataset=nfcorpus \
+  compressor=agc budget=32 test_budget=5,128
+stage transfer_hpool train=false "init_from=$HPOOL" task_name=transfer_budget \
+  dataset=nfcorpus compressor=hpool budget=32 test_budget=5,128
+
+# 7. Tables
+report() { "$PY" -m colcompress.report "$@"; }
+T=$OUT/tables
+NONE_DIR=$(dirname "$(dirname "$NONE")")
+report "$OUT/beir_table" "$OUT/lossless_lp" --metric ndcg@10,recall@10 --out "$T/beir_table"
+report "$OUT"/posthoc_* "$OUT"/crisp_* "$OUT/beir_table" --metric ndcg@10,recall@10 \
+  --out "$T/compression_nfcorpus"
+report "$OUT/lossless_lp" "$OUT/lossless_norm" "$NONE_DIR" --metric ndcg@10,recall@100 \
+  --out "$T/lossless"
+report "$OUT/agc_ablation" "$(run_dir beir_table agc nfcorpus)" "$NONE_DIR" \
+  --metric ndcg@10,recall@10 --out "$T/agc_ablation"
+report --budget-columns "$OUT/transfer_agc" "$OUT/transfer_hpool" \
+  "$(run_dir beir_table agc nfcorpus)" "$(run_dir beir_table hpool nfcorpus)" "$NONE_DIR" \
+  --metric ndcg@10 --out "$T/transfer_budget"
+# Table 8 / Figures 3-4: utilization of the NFCorpus budget-32 runs
+NF_RUNS=()
+for method in none seqresize memtok hpool agc crisp; do
+  NF_RUNS+=("$(run_dir beir_table "$method" nfcorpus)")
+done
+"$PY" -m colcompress.evaluation.utilization correlate "${NF_RUNS[@]}" \
+  --metrics ndcg@10 recall@10 mrr@10 --out "$T/utilization"
+"$PY" -m colcompress.evaluation.utilization figure "${NF_RUNS[@]}" \
+  --out "$T/utilization/utilization_grid_nfcorpus.png"
+echo "tables in $T"

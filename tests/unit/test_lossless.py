@@ -147,6 +147,47 @@ def test_exact_pruning_keeps_every_colbert_p_score() -> None:
     assert pruner.vectors_in == pruner.vectors_out == 0 and pruner.prune_ratio == 0.0
 
 
+def test_real_encoded_queries_score_the_same_after_pruning(beir_dir: Path) -> None:
+    """A ColBERT_P model (tiny, random, 3-d so that many vectors are dominated) encodes
+    real NFCorpus documents and queries; every query's score of every document is
+    unchanged by exact pruning at index time."""
+    import json
+
+    from colcompress.models.colbert import ColBERT
+
+    lines = (beir_dir / "nfcorpus" / "corpus.jsonl").read_text().splitlines()[:12]
+    texts = [json.loads(line)["text"] for line in lines]
+    lines = (beir_dir / "nfcorpus" / "queries.jsonl").read_text().splitlines()[:40]
+    questions = [json.loads(line)["text"] for line in lines]
+    torch.manual_seed(0)
+    tiny = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
+    model = ColBERT(
+        compressor=LosslessPruning(strategy="lp", hidden_size=32, dim=3),
+        dim=3,
+        doc_length=64,
+        normalize="clip",
+        scoring="maxsim_relu",
+        random_config={**tiny, "intermediate_size": 64},
+    ).eval()
+    with torch.no_grad():
+        # short vectors (norms spread below 1, as the regularizers make them): clipping
+        # would otherwise put every vector on the unit sphere, where none is dominated
+        model.projection.weight.mul_(0.1)
+        docs = model.tokenize_documents(texts)
+        full = model.encode_documents(docs, compress=False)
+        pruned = model.encode_documents(docs)
+        queries = model.encode_queries(model.tokenize_queries(questions))
+    assert model.compressor.prune_ratio > 0.3  # 3-d: most of ~60 vectors are dominated
+    torch.testing.assert_close(
+        model.score(queries, pruned), model.score(queries, full), rtol=0, atol=1e-5
+    )
+    # each query token on its own, too (a sum could hide compensating changes)
+    tokens = Compressed(queries.vectors.flatten(0, 1)[:, None], queries.mask.flatten()[:, None])
+    torch.testing.assert_close(
+        model.score(tokens, pruned), model.score(tokens, full), rtol=0, atol=1e-5
+    )
+
+
 def test_svd_and_norm_strategies() -> None:
     x = torch.from_numpy(low_rank_doc(40, 16, 10, 5)).float()[None]
     mask = torch.ones(1, 40, dtype=torch.bool)

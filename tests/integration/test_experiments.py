@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, read_write
 
 from colcompress.report import build_report
 from tests.conftest import ROOT
@@ -154,3 +154,29 @@ def test_joblib_sweep_then_report(tiny_sweep: Path):
     # run.trec + the re-sliced qrels reproduce every run's own metrics
     assert not [n for n in report.notes if "different data" in n or "no significance" in n]
     assert "| hpool@4 |" in report.to_markdown()
+
+
+def test_local_multirun_with_multi_device_ddp_is_refused(monkeypatch: pytest.MonkeyPatch):
+    """Lightning re-runs the command line for every extra DDP rank, so a local sweep of
+    DDP jobs would start the sweep once per device; SLURM tasks are not re-launched."""
+    from hydra.types import RunMode
+
+    from colcompress.run import _check_launch
+
+    cfg = _compose_all("trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
+
+    def launch(mode: RunMode) -> None:
+        with read_write(cfg.hydra):
+            cfg.hydra.mode = mode
+        HydraConfig.instance().set_config(cfg)
+        _check_launch(cfg)
+
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    try:
+        with pytest.raises(ValueError, match="local multirun.*hydra/launcher=slurm"):
+            launch(RunMode.MULTIRUN)
+        launch(RunMode.RUN)  # a single DDP job is fine
+        monkeypatch.setenv("SLURM_NTASKS", "2")
+        launch(RunMode.MULTIRUN)  # under SLURM every rank is a task of its own
+    finally:
+        HydraConfig.instance().cfg = None

@@ -131,3 +131,36 @@ def test_distillation_with_a_teacher_model_follows_its_ranking():
 def test_a_loss_is_required():
     with pytest.raises(ValueError, match="contrastive_weight"):
         RetrievalModule(ColBERT(random_config=TINY, dim=16), contrastive_weight=0.0)
+
+
+@pytest.mark.parametrize("max_steps", [3, 4])
+def test_last_checkpoint_holds_the_final_step(tmp_path, max_steps: int):
+    """Saving every 2 steps, a run of 3 steps must still leave step 3's weights in
+    last.ckpt (Lightning alone links it to step 2); one step checkpoint is kept."""
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from colcompress.training.checkpoint import FinalStepCheckpoint
+
+    checkpoint = FinalStepCheckpoint(
+        dirpath=tmp_path,
+        filename="step{step}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=2,
+        save_last="link",
+        save_top_k=1,
+    )
+    model = BoringModel()
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        callbacks=[checkpoint],
+        logger=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(model)
+    last = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert last["global_step"] == max_steps
+    assert torch.equal(last["state_dict"]["layer.weight"], model.layer.weight.detach())
+    assert sorted(p.name for p in tmp_path.glob("step*.ckpt")) == [f"step{max_steps}.ckpt"]

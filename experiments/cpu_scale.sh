@@ -48,16 +48,22 @@ else:
 PYTHON
 }
 
-# 1. Tables 1-2: every compressor at budget 32 on NFCorpus and SciFact (12 trainings)
-stage beir_table experiment=beir_table
+# 1. Tables 1-2: every compressor at budget 32 on NFCorpus and SciFact (12 trainings,
+#    one stage each, NFCorpus first, so an interrupted program keeps what finished)
+for dataset in nfcorpus scifact; do
+  for method in none seqresize memtok hpool agc crisp; do
+    stage "beir_${dataset}_${method}" experiment=beir_table "dataset=$dataset" "compressor=$method"
+  done
+done
 
-NONE=$(run_dir beir_table none nfcorpus)/checkpoints/last.ckpt
-AGC=$(run_dir beir_table agc nfcorpus)/checkpoints/last.ckpt
-HPOOL=$(run_dir beir_table hpool nfcorpus)/checkpoints/last.ckpt
+NONE=$(run_dir beir_nfcorpus_none none nfcorpus)/checkpoints/last.ckpt
+AGC=$(run_dir beir_nfcorpus_agc agc nfcorpus)/checkpoints/last.ckpt
+HPOOL=$(run_dir beir_nfcorpus_hpool hpool nfcorpus)/checkpoints/last.ckpt
 POSTHOC=(train=false "init_from=$NONE" task_name=posthoc dataset=nfcorpus)
 
 # 2. Post-hoc methods on the uncompressed NFCorpus model (evaluation only)
-stage posthoc_32 "${POSTHOC[@]}" budget=32 compressor=hpool_posthoc,first_k,idf,attention_prune
+stage posthoc_hpool "${POSTHOC[@]}" budget=32 compressor=hpool_posthoc
+stage posthoc_static "${POSTHOC[@]}" budget=32 compressor=first_k,idf,attention_prune
 stage posthoc_c4x8 "${POSTHOC[@]}" budget=8 compressor=kmeans_posthoc,tail,k_spacing
 stage posthoc_r4_kmeans "${POSTHOC[@]}" budget=null compressor=kmeans_posthoc \
   compressor.mode=relative compressor.ratio=4
@@ -70,7 +76,8 @@ stage crisp_r4 experiment=crisp compressor=crisp budget=null compressor.mode=rel
   compressor.ratio=4
 
 # 4. Lossless pruning on ColBERT_P: LP on both datasets, norm pruning on NFCorpus
-stage lossless_lp experiment=lossless compressor=lossless_lp dataset=nfcorpus,scifact
+stage lossless_lp_nfcorpus experiment=lossless compressor=lossless_lp dataset=nfcorpus
+stage lossless_lp_scifact experiment=lossless compressor=lossless_lp dataset=scifact
 stage lossless_norm experiment=lossless compressor=lossless_norm
 
 # 5. Table 9: AGC ablation (the full model is beir_table's agc)
@@ -86,22 +93,23 @@ stage transfer_hpool train=false "init_from=$HPOOL" task_name=transfer_budget \
 report() { "$PY" -m colcompress.report "$@"; }
 T=$OUT/tables
 NONE_DIR=$(dirname "$(dirname "$NONE")")
-report "$OUT/beir_table" "$OUT/lossless_lp" --metric ndcg@10,recall@10 --out "$T/beir_table"
-report "$OUT"/posthoc_* "$OUT"/crisp_* "$OUT/beir_table" --metric ndcg@10,recall@10 \
+report "$OUT"/beir_* "$OUT"/lossless_lp_* --metric ndcg@10,recall@10 --out "$T/beir_table"
+report "$OUT"/posthoc_* "$OUT"/crisp_* "$OUT"/beir_nfcorpus_* --metric ndcg@10,recall@10 \
   --out "$T/compression_nfcorpus"
-report "$OUT/lossless_lp" "$OUT/lossless_norm" "$NONE_DIR" --metric ndcg@10,recall@100 \
+report "$OUT"/lossless_* "$NONE_DIR" --metric ndcg@10,recall@100 \
   --out "$T/lossless"
-report "$OUT/agc_ablation" "$(run_dir beir_table agc nfcorpus)" "$NONE_DIR" \
+report "$OUT/agc_ablation" "$(dirname "$(dirname "$AGC")")" "$NONE_DIR" \
   --metric ndcg@10,recall@10 --out "$T/agc_ablation"
 report --budget-columns "$OUT/transfer_agc" "$OUT/transfer_hpool" \
-  "$(run_dir beir_table agc nfcorpus)" "$(run_dir beir_table hpool nfcorpus)" "$NONE_DIR" \
+  "$(dirname "$(dirname "$AGC")")" "$(dirname "$(dirname "$HPOOL")")" "$NONE_DIR" \
   --metric ndcg@10 --out "$T/transfer_budget"
 # Table 8 / Figures 3-4: utilization of the NFCorpus budget-32 runs
 NF_RUNS=()
 for method in none seqresize memtok hpool agc crisp; do
-  NF_RUNS+=("$(run_dir beir_table "$method" nfcorpus)")
+  NF_RUNS+=("$(run_dir "beir_nfcorpus_$method" "$method" nfcorpus)")
 done
-"$PY" -m colcompress.evaluation.utilization correlate "${NF_RUNS[@]}" \
+# the correlation is across the budget-32 compressors (same positions), as Table 8
+"$PY" -m colcompress.evaluation.utilization correlate "${NF_RUNS[@]:1}" \
   --metrics ndcg@10 recall@10 mrr@10 --out "$T/utilization"
 "$PY" -m colcompress.evaluation.utilization figure "${NF_RUNS[@]}" \
   --out "$T/utilization/utilization_grid_nfcorpus.png"

@@ -56,9 +56,12 @@ for dataset in nfcorpus scifact; do
   done
 done
 
-NONE=$(run_dir beir_nfcorpus_none none nfcorpus)/checkpoints/last.ckpt
-AGC=$(run_dir beir_nfcorpus_agc agc nfcorpus)/checkpoints/last.ckpt
-HPOOL=$(run_dir beir_nfcorpus_hpool hpool nfcorpus)/checkpoints/last.ckpt
+NONE_DIR=$(run_dir beir_nfcorpus_none none nfcorpus)
+AGC_DIR=$(run_dir beir_nfcorpus_agc agc nfcorpus)
+HPOOL_DIR=$(run_dir beir_nfcorpus_hpool hpool nfcorpus)
+NONE=$NONE_DIR/checkpoints/last.ckpt
+AGC=$AGC_DIR/checkpoints/last.ckpt
+HPOOL=$HPOOL_DIR/checkpoints/last.ckpt
 POSTHOC=(train=false "init_from=$NONE" task_name=posthoc dataset=nfcorpus)
 
 # 2. Post-hoc methods on the uncompressed NFCorpus model (evaluation only)
@@ -92,16 +95,15 @@ stage transfer_hpool train=false "init_from=$HPOOL" task_name=transfer_budget \
 # 7. Tables
 report() { "$PY" -m colcompress.report "$@"; }
 T=$OUT/tables
-NONE_DIR=$(dirname "$(dirname "$NONE")")
 report "$OUT"/beir_* "$OUT"/lossless_lp_* --metric ndcg@10,recall@10 --out "$T/beir_table"
 report "$OUT"/posthoc_* "$OUT"/crisp_* "$OUT"/beir_nfcorpus_* --metric ndcg@10,recall@10 \
   --out "$T/compression_nfcorpus"
 report "$OUT"/lossless_* "$NONE_DIR" --metric ndcg@10,recall@100 \
   --out "$T/lossless"
-report "$OUT/agc_ablation" "$(dirname "$(dirname "$AGC")")" "$NONE_DIR" \
+report "$OUT/agc_ablation" "$AGC_DIR" "$NONE_DIR" \
   --metric ndcg@10,recall@10 --out "$T/agc_ablation"
 report --budget-columns "$OUT/transfer_agc" "$OUT/transfer_hpool" \
-  "$(dirname "$(dirname "$AGC")")" "$(dirname "$(dirname "$HPOOL")")" "$NONE_DIR" \
+  "$AGC_DIR" "$HPOOL_DIR" "$NONE_DIR" \
   --metric ndcg@10 --out "$T/transfer_budget"
 # Table 8 / Figures 3-4: utilization of the NFCorpus budget-32 runs
 NF_RUNS=()

@@ -151,14 +151,12 @@ def test_real_encoded_queries_score_the_same_after_pruning(beir_dir: Path) -> No
     """A ColBERT_P model (tiny, random, 3-d so that many vectors are dominated) encodes
     real NFCorpus documents and queries; every query's score of every document is
     unchanged by exact pruning at index time."""
-    import json
-
+    from colcompress.data.beir import load_beir
     from colcompress.models.colbert import ColBERT
 
-    lines = (beir_dir / "nfcorpus" / "corpus.jsonl").read_text().splitlines()[:12]
-    texts = [json.loads(line)["text"] for line in lines]
-    lines = (beir_dir / "nfcorpus" / "queries.jsonl").read_text().splitlines()[:40]
-    questions = [json.loads(line)["text"] for line in lines]
+    data = load_beir(beir_dir / "nfcorpus", "test")
+    texts = [doc.text for doc in list(data.corpus.values())[:12]]
+    questions = list(data.queries.values())[:40]
     torch.manual_seed(0)
     tiny = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
     model = ColBERT(

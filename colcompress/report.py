@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from colcompress.data.beir import load_beir, slice_beir
-from colcompress.evaluation.metrics import ranx_qrels, ranx_run
+from colcompress.evaluation.metrics import ranx_lock, ranx_qrels, ranx_run
 
 REFERENCE_ORDER = ("bm25", "dense", "multivector")
 METHOD_ORDER = (
@@ -584,16 +584,17 @@ class _Significance:
         base, other = self.trec(baseline), self.trec(run)
         if qrels is None or base is None or other is None or not qrels:
             return None
-        report = compare(
-            ranx_qrels(qrels),
-            [ranx_run(base, "baseline"), ranx_run(other, "run")],
-            list(metrics),
-            stat_test=TESTS[self.test],
-            n_permutations=self.permutations,
-            max_p=self.alpha,
-            random_seed=self.seed,
-            make_comparable=True,
-        )
+        with ranx_lock():
+            report = compare(
+                ranx_qrels(qrels),
+                [ranx_run(base, "baseline"), ranx_run(other, "run")],
+                list(metrics),
+                stat_test=TESTS[self.test],
+                n_permutations=self.permutations,
+                max_p=self.alpha,
+                random_seed=self.seed,
+                make_comparable=True,
+            )
         for name, source in (("baseline", baseline), ("run", run)):
             for metric in metrics:
                 recomputed = report.results[name][metric]

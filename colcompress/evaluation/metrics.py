@@ -1,22 +1,71 @@
-"""Retrieval metrics through ranx."""
+"""Retrieval metrics through ranx.
+
+ranx compiles its kernels with numba and caches them on disk (``cache=True``), one
+index file per function mapping each type signature to a numbered data file. Numba
+updates that index with an unlocked read-modify-write (numba/numba#4807), so two
+processes compiling new signatures at once (sweep jobs, a test run beside an
+experiment) can leave an entry pointing at code compiled for another signature.
+ranx then runs that code on its document-id arrays and returns wrong metrics
+without any error; a SciFact run reported nDCG@10 0.161 for a run whose ranking
+scores 0.726. Hence two guards here: every ranx call holds one machine-wide file
+lock (:func:`ranx_lock`), and :func:`compute_metrics` checks ranx's recall over the
+whole ranking against a plain count, raising :class:`MetricsIntegrityError` when
+they disagree.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numba
+import ranx
+from filelock import FileLock
 from ranx import Qrels, Run, evaluate
 
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+_CHECK_METRIC = "recall"  # ranx: recall over everything retrieved (no cutoff)
+_TOLERANCE = 1e-9
+
+
+class MetricsIntegrityError(RuntimeError):
+    """ranx's numbers contradict a direct count (a corrupted numba cache)."""
+
+
+def ranx_lock_path() -> Path:
+    """The lock file shared by every process of this machine that calls ranx."""
+    return Path(os.environ.get("COLCOMPRESS_RANX_LOCK") or tempfile.gettempdir()) / (
+        "colcompress-ranx.lock"
+    )
+
+
+@contextmanager
+def ranx_lock() -> Iterator[None]:
+    """Hold the machine-wide ranx lock (numba compiles and caches under it)."""
+    with FileLock(str(ranx_lock_path())):
+        yield
 
 
 def ranx_qrels(qrels: dict[str, dict[str, int]]) -> Qrels:
-    """Build ranx Qrels from ``{qid: {docid: relevance}}``."""
+    """Build ranx Qrels from ``{qid: {docid: relevance}}`` (call under :func:`ranx_lock`)."""
     return Qrels({q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items()})
 
 
 def ranx_run(run: dict[str, dict[str, float]], name: str = "run") -> Run:
-    """Build a ranx Run; queries with no retrieved document get an empty ranking."""
+    """Build a ranx Run (call under :func:`ranx_lock`)."""
     return Run({q: {d: float(s) for d, s in docs.items()} for q, docs in run.items()}, name=name)
+
+
+def _full_recall(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> float:
+    """Mean over ``qrels``' queries of the fraction of relevant documents in ``run``."""
+    total = 0.0
+    for q, docs in qrels.items():
+        relevant = [d for d, r in docs.items() if r > 0]
+        total += sum(d in run[q] for d in relevant) / len(relevant)
+    return total / len(qrels)
 
 
 def compute_metrics(
@@ -38,6 +87,12 @@ def compute_metrics(
     Returns
     -------
     dict of metric name -> mean value over the judged queries
+
+    Raises
+    ------
+    MetricsIntegrityError
+        ranx's recall over the whole ranking differs from a direct count: its numba
+        cache holds code for the wrong types (see the module docstring).
     """
     judged = {q: d for q, d in qrels.items() if any(r > 0 for r in d.values())}
     full = {q: run.get(q, {}) for q in judged}
@@ -45,9 +100,24 @@ def compute_metrics(
     scored = {q: d for q, d in full.items() if d}
     if not scored:
         return {m: 0.0 for m in metrics}
-    values = evaluate(ranx_qrels({q: judged[q] for q in scored}), ranx_run(scored), list(metrics))
-    if isinstance(values, float):
-        values = {metrics[0]: values}
+    requested = list(dict.fromkeys(metrics))
+    with ranx_lock():
+        values = evaluate(
+            ranx_qrels({q: judged[q] for q in scored}),
+            ranx_run(scored),
+            requested + ([_CHECK_METRIC] if _CHECK_METRIC not in requested else []),
+        )
+    if isinstance(values, float):  # ranx returns a bare float for a single metric
+        values = {_CHECK_METRIC: values}
+    expected = _full_recall({q: judged[q] for q in scored}, scored)
+    if abs(values[_CHECK_METRIC] - expected) > _TOLERANCE:
+        raise MetricsIntegrityError(
+            f"ranx gives recall {values[_CHECK_METRIC]:.6f} over the retrieved documents, "
+            f"a direct count gives {expected:.6f}: ranx's numba cache is corrupted "
+            f"(numba/numba#4807). Delete the *.nbi and *.nbc files under "
+            f"{numba.config.CACHE_DIR or Path(ranx.__file__).parent} "
+            "and rerun; the metrics were not written"
+        )
     scale = len(scored) / (len(scored) + len(missing))
     return {m: float(values[m]) * scale for m in metrics}
 

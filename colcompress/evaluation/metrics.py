@@ -101,15 +101,16 @@ def compute_metrics(
     if not scored:
         return {m: 0.0 for m in metrics}
     requested = list(dict.fromkeys(metrics))
+    scored_qrels = {q: judged[q] for q in scored}
     with ranx_lock():
         values = evaluate(
-            ranx_qrels({q: judged[q] for q in scored}),
+            ranx_qrels(scored_qrels),
             ranx_run(scored),
             requested + ([_CHECK_METRIC] if _CHECK_METRIC not in requested else []),
         )
     if isinstance(values, float):  # ranx returns a bare float for a single metric
         values = {_CHECK_METRIC: values}
-    expected = _full_recall({q: judged[q] for q in scored}, scored)
+    expected = _full_recall(scored_qrels, scored)
     if abs(values[_CHECK_METRIC] - expected) > _TOLERANCE:
         raise MetricsIntegrityError(
             f"ranx gives recall {values[_CHECK_METRIC]:.6f} over the retrieved documents, "

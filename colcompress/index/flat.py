@@ -133,8 +133,9 @@ class FlatIndex(Index):
     documents. Every stored row carries one extra coordinate: 0 for real vectors and
     the dtype's lowest value for padding; queries get a matching coordinate of 1, so
     one matrix product yields similarities in which padding can never win a max.
-    Search scores every query block against every chunk with batched tensor ops and
-    keeps a running top-k per query.
+    Search scores every query block (queries grouped by length, so little query
+    padding) against every chunk with batched tensor ops and keeps a running top-k
+    per query.
 
     Parameters
     ----------
@@ -230,19 +231,19 @@ class FlatIndex(Index):
             raise RuntimeError("FlatIndex.search: the index is empty; call build() first")
         validate_queries(queries, self._dim, k, "FlatIndex.search")
         k = min(k, len(self._ids))
-        ids: list[list[str]] = []
-        scores: list[list[float]] = []
-        for start in range(0, len(queries), self.query_batch_size):
-            block = [
-                q.detach().to(device=self.device, dtype=self.dtype)
-                for q in queries[start : start + self.query_batch_size]
-            ]
+        ids: list[list[str]] = [[] for _ in queries]
+        scores: list[list[float]] = [[] for _ in queries]
+        # Longest first, so a block pads its queries to similar lengths.
+        order = sorted(range(len(queries)), key=lambda i: -queries[i].shape[0])
+        for start in range(0, len(order), self.query_batch_size):
+            members = order[start : start + self.query_batch_size]
+            block = [queries[i].detach().to(device=self.device, dtype=self.dtype) for i in members]
             top_scores, top_positions = self._search_block(*pad_stack(block), k)
-            for row_scores, row_positions in zip(
-                top_scores.tolist(), top_positions.tolist(), strict=True
+            for i, row_scores, row_positions in zip(
+                members, top_scores.tolist(), top_positions.tolist(), strict=True
             ):
-                ids.append([self._ids[p] for p in row_positions])
-                scores.append(row_scores)
+                ids[i] = [self._ids[p] for p in row_positions]
+                scores[i] = row_scores
         return SearchResult(ids=ids, scores=scores)
 
     def _search_block(self, queries: Tensor, query_mask: Tensor, k: int) -> tuple[Tensor, Tensor]:

@@ -26,7 +26,7 @@ def resolve_backbone(name: str) -> str:
 
 
 def load_backbone(
-    name: str, random_config: dict[str, Any] | None = None
+    name: str, random_config: dict[str, Any] | None = None, dropout: float | None = None
 ) -> tuple[PreTrainedModel, Any]:
     """Load a backbone model and its tokenizer.
 
@@ -38,11 +38,17 @@ def load_backbone(
         When given, the model is built *untrained* from the backbone's config
         updated with these values (e.g. ``{"num_hidden_layers": 2,
         "hidden_size": 32}``): for tests where weights do not matter.
+    dropout : float or None
+        Probability set on every dropout module of the backbone (hidden states and
+        attention probabilities alike); None keeps the backbone's own (0.1 for
+        BERT-style models).
 
     Returns
     -------
     (model, tokenizer)
     """
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise ValueError(f"model.dropout={dropout!r}; expected a probability in [0, 1) or null")
     path = resolve_backbone(name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if random_config is not None:
@@ -51,6 +57,10 @@ def load_backbone(
     else:
         model = AutoModel.from_pretrained(path)
     _drop_pooler(model)
+    if dropout is not None:
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = dropout
     return model, tokenizer
 
 

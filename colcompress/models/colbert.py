@@ -74,6 +74,11 @@ class ColBERT(nn.Module):
         (ColBERT_P, for lossless pruning).
     scoring : {"maxsim", "maxsim_relu"}
         ``maxsim_relu`` clamps dot products at 0 (ColBERT_P).
+    dropout : float or None
+        Dropout probability of the backbone in training (every dropout module);
+        None keeps the backbone's own. Attention-probability dropout is a large
+        share of a CPU training step (it draws ``B * heads * N * N`` random
+        numbers per layer).
     random_config : dict or None
         Build an untrained backbone from its config with these overrides (tests).
     """
@@ -91,6 +96,7 @@ class ColBERT(nn.Module):
         skip_punctuation: bool = True,
         normalize: str = "l2",
         scoring: str = "maxsim",
+        dropout: float | None = None,
         random_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -99,7 +105,7 @@ class ColBERT(nn.Module):
         if scoring not in SCORINGS:
             raise ValueError(f"model.scoring must be one of {SCORINGS}, got {scoring!r}")
         self.compressor = compressor if compressor is not None else NoCompression()
-        model, self.tokenizer = load_backbone(backbone, random_config)
+        model, self.tokenizer = load_backbone(backbone, random_config, dropout)
         self.encoder = Encoder(model, record_attention=self.compressor.needs_attention)
         hidden = self.encoder.hidden_size
         self.dim = dim or hidden
@@ -185,6 +191,14 @@ class ColBERT(nn.Module):
         rank-``dim`` map can; training then starts from what the backbone knows
         instead of from a random projection (which wrecks the zero-shot model).
 
+        With ``normalize="clip"`` (ColBERT_P) the rows are then scaled so the longest
+        projected sample vector has norm 1: every vector starts inside the unit ball,
+        where its norm is free to shrink. Unscaled, most projected MiniLM vectors
+        have norms of 2-6 and are clipped to exactly 1, where the clip has no radial
+        gradient; the L1 and document-similarity regularizers then cannot shorten
+        them, and no vector becomes short or dominated (measured: after 170 steps
+        81% of NFCorpus token vectors still had a raw norm above 1).
+
         Parameters
         ----------
         texts : list of str
@@ -211,7 +225,10 @@ class ColBERT(nn.Module):
                 f"{tokens.shape[0]} from {len(texts)} texts"
             )
         _, singular, vh = torch.linalg.svd(tokens, full_matrices=False)
-        self.projection.weight.copy_(vh[: self.dim].to(self.projection.weight.dtype))
+        weight = vh[: self.dim]
+        if self.normalize == "clip":
+            weight = weight / (tokens @ weight.T).norm(dim=-1).max()
+        self.projection.weight.copy_(weight.to(self.projection.weight.dtype))
         self.train(was_training)
         energy = singular.square()
         return float(energy[: self.dim].sum() / energy.sum())

@@ -73,7 +73,7 @@ def test_flat_equals_python_loop_over_documents():
     gen = torch.Generator().manual_seed(1)
     lengths = torch.randint(1, 13, (50,), generator=gen).tolist()
     docs = [torch.randn(n, 16, generator=gen) for n in lengths]
-    queries = [torch.randn(int(n), 16, generator=gen) for n in (1, 3, 5, 8, 32)]
+    queries = [torch.randn(int(n), 16, generator=gen) for n in (5, 1, 32, 3, 8)]
     # 7 documents per chunk: the running top-k is merged across 8 chunks.
     index = FlatIndex(batch_size=7, query_batch_size=2)
     index.build(docs, [f"d{i}" for i in range(50)])

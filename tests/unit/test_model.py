@@ -77,10 +77,26 @@ def test_clip_normalisation_keeps_norms_below_one():
     assert (out.vectors[out.mask].norm(dim=-1) <= 1 + 1e-6).all()
 
 
-@pytest.mark.parametrize("option", [{"normalize": "l1"}, {"scoring": "dot"}])
+@pytest.mark.parametrize(
+    "option", [{"normalize": "l1"}, {"scoring": "dot"}, {"dropout": 1.0}, {"dropout": -0.1}]
+)
 def test_bad_options_name_the_option(option):
     with pytest.raises(ValueError, match="model." + next(iter(option))):
         ColBERT(random_config=TINY, dim=16, **option)
+
+
+def test_dropout_zero_makes_training_forward_passes_deterministic():
+    docs = ["vitamin d deficiency and bones", "statins and muscle pain"]
+    kept = ColBERT(random_config=TINY, dim=16).train()
+    assert {m.p for m in kept.encoder.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+    torch.manual_seed(0)
+    off = ColBERT(random_config=TINY, dim=16, dropout=0.0).train()
+    assert {m.p for m in off.encoder.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
+    first = off.encode_documents(off.tokenize_documents(docs)).vectors
+    second = off.encode_documents(off.tokenize_documents(docs)).vectors
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    on = kept.encode_documents(kept.tokenize_documents(docs)).vectors
+    assert not torch.equal(on, kept.encode_documents(kept.tokenize_documents(docs)).vectors)
 
 
 def test_fit_projection_is_the_top_singular_subspace(model):
@@ -89,6 +105,22 @@ def test_fit_projection_is_the_top_singular_subspace(model):
     assert 0 < energy <= 1
     w = model.projection.weight
     torch.testing.assert_close(w @ w.T, torch.eye(16), atol=1e-5, rtol=0)
+
+
+def test_fit_projection_for_clip_starts_every_sample_vector_inside_the_unit_ball():
+    texts = [f"document {i} about topic {i % 3} with words {i * 7}" for i in range(20)]
+    torch.manual_seed(0)
+    m = ColBERT(random_config=TINY, dim=16, normalize="clip", scoring="maxsim_relu").eval()
+    m.fit_projection(texts)
+    w = m.projection.weight
+    gram = w @ w.T  # orthogonal rows, one common scale
+    torch.testing.assert_close(gram, gram[0, 0] * torch.eye(16), atol=1e-5, rtol=0)
+    batch = m.tokenize_documents(texts)
+    with torch.no_grad():
+        raw = m.projection(m.encoder(batch.input_ids, batch.attention_mask).hidden)
+    norms = raw.norm(dim=-1)[batch.mask]
+    assert norms.max() == pytest.approx(1.0, abs=1e-5)
+    assert norms.min() < 1  # not all clipped: the norms stay free to shrink
 
 
 def test_fit_projection_needs_enough_tokens():

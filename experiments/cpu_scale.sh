@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU-scale reproduction behind docs/results.md: every study at the configs'
 # default (CPU) scale, then the report tool's tables. Sequential, resumable (a stage
-# whose folder holds .done is skipped); about 6-7 hours on 2 CPU cores.
+# whose folder holds .done is skipped); about 7-8 hours on 2 CPU cores.
 #
 #   bash experiments/cpu_scale.sh [OUT]        # default OUT: logs/cpu_scale
 #   make reproduce-cpu                         # the same through make
@@ -92,7 +92,14 @@ stage transfer_agc train=false "init_from=$AGC" task_name=transfer_budget datase
 stage transfer_hpool train=false "init_from=$HPOOL" task_name=transfer_budget \
   dataset=nfcorpus compressor=hpool budget=32 test_budget=5,128
 
-# 7. Tables
+# 7. Issue 2's longer and larger NFCorpus configurations of the uncompressed model
+stage longer_500 task_name=longer dataset=nfcorpus model.dropout=null trainer.max_steps=500
+stage longer_dim384 task_name=longer dataset=nfcorpus model.dropout=null model.dim=null
+stage flat_dim384 train=false "init_from=$OUT/longer_dim384/0/checkpoints/last.ckpt" \
+  task_name=longer dataset=nfcorpus model.dim=null index=flat evaluation.baselines=[] \
+  evaluation.utilization.enabled=false
+
+# 8. Tables
 report() { "$PY" -m colcompress.report "$@"; }
 T=$OUT/tables
 report "$OUT"/beir_* "$OUT"/lossless_lp_* --metric ndcg@10,recall@10 --out "$T/beir_table"

@@ -82,6 +82,14 @@ stage crisp_r4 experiment=crisp compressor=crisp budget=null compressor.mode=rel
 stage lossless_lp_nfcorpus experiment=lossless compressor=lossless_lp dataset=nfcorpus
 stage lossless_lp_scifact experiment=lossless compressor=lossless_lp dataset=scifact
 stage lossless_norm experiment=lossless compressor=lossless_norm
+LOSSLESS_NORM=$OUT/lossless_norm/0/checkpoints/last.ckpt
+LOSSLESS_LP=$OUT/lossless_lp_nfcorpus/0/checkpoints/last.ckpt
+# the norm model unpruned (threshold 0) and pruned harder; the LP model with the
+# paper's SVD-reduced LP (evaluation only)
+stage lossless_norm_sweep experiment=lossless compressor=lossless_norm train=false \
+  "init_from=$LOSSLESS_NORM" compressor.norm_threshold=0.0,0.3
+stage lossless_lp_svd experiment=lossless compressor=lossless_lp dataset=nfcorpus train=false \
+  "init_from=$LOSSLESS_LP" compressor.strategy=lp_svd compressor.svd_threshold=0.7
 
 # 5. Table 9: AGC ablation (the full model is beir_table's agc)
 stage agc_ablation experiment=agc_ablation ablation=no_weight,no_select,no_cluster

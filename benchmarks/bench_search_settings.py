@@ -28,7 +28,7 @@ from hydra.utils import instantiate
 from colcompress.checkpoint import load_model_weights, model_config
 from colcompress.evaluation.encode import encode
 from colcompress.evaluation.metrics import compute_metrics
-from colcompress.index import FastPlaidIndex, FlatIndex
+from colcompress.index import FastPlaidIndex, FlatIndex, Index
 from colcompress.index.fastplaid import num_partitions
 from colcompress.run import build_model
 
@@ -39,6 +39,16 @@ def _checkpoint(run_dir: Path) -> Path:
         raise SystemExit(f"{run_dir}/checkpoints holds no checkpoint")
     last = run_dir / "checkpoints" / "last.ckpt"
     return last if last in found else found[-1]
+
+
+def _timed_search(
+    index: Index, queries: list[torch.Tensor], qids: list[str], k: int
+) -> tuple[float, dict[str, dict[str, float]]]:
+    """Seconds of one search pass after a warm-up, and its run."""
+    index.search(queries[:4], k)  # warm-up
+    start = time.perf_counter()
+    found = index.search(queries, k)
+    return time.perf_counter() - start, found.as_run(qids)
 
 
 def main() -> None:
@@ -71,11 +81,7 @@ def main() -> None:
     for setting in args.settings:
         n_full, probe = (int(x) for x in setting.split(":"))
         index = FastPlaidIndex.load(args.run_dir / "index", n_full_scores=n_full, n_ivf_probe=probe)
-        index.search(queries[:4], args.top_k)  # warm-up
-        start = time.perf_counter()
-        found = index.search(queries, args.top_k)
-        seconds = time.perf_counter() - start
-        run = {q: dict(zip(i, s)) for q, i, s in zip(qids, found.ids, found.scores)}
+        seconds, run = _timed_search(index, queries, qids, args.top_k)
         rows.append(
             (
                 f"fast-plaid {n_full}:{probe}",
@@ -88,10 +94,7 @@ def main() -> None:
     docs = encode(model, [data.corpus[d].full_text for d in doc_ids], False, 32).vectors
     flat = FlatIndex()
     flat.build(docs, doc_ids)
-    start = time.perf_counter()
-    found = flat.search(queries, args.top_k)
-    seconds = time.perf_counter() - start
-    run = {q: dict(zip(i, s)) for q, i, s in zip(qids, found.ids, found.scores)}
+    seconds, run = _timed_search(flat, queries, qids, args.top_k)
     rows.append(("flat (exact, fp32)", None, seconds, compute_metrics(data.qrels, run, metrics)))
     n_full, probe = (int(x) for x in args.settings[0].split(":"))
     for factor in args.partition_factors:
@@ -105,11 +108,7 @@ def main() -> None:
             start = time.perf_counter()
             index.build(docs, doc_ids)
             build_s = time.perf_counter() - start
-            index.search(queries[:4], args.top_k)  # warm-up
-            start = time.perf_counter()
-            found = index.search(queries, args.top_k)
-            seconds = time.perf_counter() - start
-        run = {q: dict(zip(i, s)) for q, i, s in zip(qids, found.ids, found.scores)}
+            seconds, run = _timed_search(index, queries, qids, args.top_k)
         centroids = num_partitions(sum(d.shape[0] for d in docs), factor)
         rows.append(
             (

@@ -180,7 +180,7 @@ def _neural_baselines(
         index = FlatIndex()
         index.build(doc_tokens, doc_ids)
         result = index.search(q_tokens, top_k)
-        run = {q: dict(zip(i, s)) for q, i, s in zip(query_ids, result.ids, result.scores)}
+        run = result.as_run(query_ids)
         out["multivector"] = {
             "metrics": compute_metrics(data.qrels, run, metrics),
             "seconds": encode_s + time.perf_counter() - start,

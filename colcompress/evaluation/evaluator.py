@@ -120,9 +120,7 @@ def evaluate_model(
     start = time.perf_counter()
     result = index.search(queries.vectors, top_k)
     search_s = time.perf_counter() - start
-    run = {
-        q: dict(zip(ids, scores)) for q, ids, scores in zip(query_ids, result.ids, result.scores)
-    }
+    run = result.as_run(query_ids)
     if output_dir is not None:
         write_trec_run(run, Path(output_dir) / "run.trec")
     budget = getattr(model.compressor, "budget", None)

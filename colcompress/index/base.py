@@ -23,6 +23,19 @@ class SearchResult:
     ids: list[list[str]]
     scores: list[list[float]]
 
+    def as_run(self, query_ids: list[str]) -> dict[str, dict[str, float]]:
+        """The ranking as a ranx/TREC run: query id -> {document id: score}.
+
+        Parameters
+        ----------
+        query_ids : list of str
+            Ids of the searched queries, in search order.
+        """
+        return {
+            q: dict(zip(ids, scores, strict=True))
+            for q, ids, scores in zip(query_ids, self.ids, self.scores, strict=True)
+        }
+
 
 class Index(ABC):
     """A multi-vector index over documents of variable vector counts.

@@ -392,3 +392,10 @@ def test_partition_factor_sets_the_centroid_count(tmp_path):
     assert centroids.shape[0] == num_partitions(320, 2) == 32
     with pytest.raises(ValueError, match="partition_factor"):
         FastPlaidIndex(tmp_path / "x", partition_factor=0)
+
+
+def test_search_result_as_run_maps_query_ids_to_ranked_scores():
+    result = SearchResult(ids=[["d2", "d1"], ["d3"]], scores=[[2.0, 1.0], [0.5]])
+    assert result.as_run(["q1", "q2"]) == {"q1": {"d2": 2.0, "d1": 1.0}, "q2": {"d3": 0.5}}
+    with pytest.raises(ValueError):
+        result.as_run(["q1"])

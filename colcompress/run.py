@@ -26,7 +26,7 @@ from transformers import AutoConfig
 import colcompress.resolvers  # noqa: F401  (registers ${cwd:} and ${first:...})
 from colcompress.checkpoint import load_model_weights, model_config
 from colcompress.compressors.base import Compressor
-from colcompress.evaluation.baselines import evaluate_baselines
+from colcompress.evaluation.baselines import evaluate_baselines, zero_shot_model
 from colcompress.evaluation.evaluator import IndexEvaluator
 from colcompress.evaluation.results import write_json
 from colcompress.evaluation.utilization import UtilizationAnalysis, UtilizationStats
@@ -47,6 +47,7 @@ TRAINING_ARGS = (
     "distillation_weight",
     "teacher_temperature",
     "gather_negatives",
+    "freeze_layers",
 )
 
 
@@ -65,7 +66,15 @@ def build_model(model_cfg: DictConfig | dict, compressor_cfg: DictConfig | dict)
     return instantiate(model_cfg, compressor=compressor)
 
 
-def _teacher(path: str | None) -> ColBERT | None:
+def _teacher(cfg: DictConfig) -> ColBERT | None:
+    """The on-the-fly teacher: a checkpoint's model, or the zero-shot backbone."""
+    path, zero_shot = cfg.training.teacher_ckpt, cfg.training.teacher_zero_shot
+    if path and zero_shot:
+        raise ValueError(
+            "training.teacher_ckpt and training.teacher_zero_shot both set: choose one teacher"
+        )
+    if zero_shot:
+        return zero_shot_model(cfg.model.backbone, cfg.model.query_length, cfg.model.doc_length)
     if not path:
         return None
     stored = model_config(path)
@@ -149,7 +158,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     module = RetrievalModule(
         model,
-        teacher=_teacher(cfg.training.teacher_ckpt),
+        teacher=_teacher(cfg),
         model_config=stored,
         **{k: cfg.training[k] for k in TRAINING_ARGS},
     )

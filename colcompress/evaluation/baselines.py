@@ -64,6 +64,22 @@ def _backbone_vectors(
     return tokens, pooled
 
 
+def zero_shot_model(backbone: str, query_length: int = 32, doc_length: int = 300) -> ColBERT:
+    """The backbone as a multi-vector model before any training (``multivector``).
+
+    Its own token vectors, L2-normalised: no projection (``dim=None`` keeps the
+    hidden size with an identity matrix), no query augmentation, every token kept.
+    """
+    return ColBERT(
+        backbone,
+        dim=None,
+        query_length=query_length,
+        doc_length=doc_length,
+        query_augmentation=False,
+        skip_punctuation=False,
+    )
+
+
 def _cache_path(cache_dir: Path, data: BeirData, settings: dict[str, Any]) -> Path:
     digest = hashlib.sha256(
         json.dumps(
@@ -149,14 +165,7 @@ def _neural_baselines(
     batch_size: int,
     metrics: tuple[str, ...] | list[str],
 ) -> dict[str, dict[str, Any]]:
-    model = ColBERT(
-        backbone,
-        dim=None,
-        query_length=query_length,
-        doc_length=doc_length,
-        query_augmentation=False,
-        skip_punctuation=False,
-    )
+    model = zero_shot_model(backbone, query_length, doc_length)
     doc_ids, query_ids = list(data.corpus), list(data.queries)
     start = time.perf_counter()
     log.info("baselines: encoding %d documents with the zero-shot backbone", len(doc_ids))

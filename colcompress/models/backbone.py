@@ -70,3 +70,43 @@ def _drop_pooler(model: PreTrainedModel) -> None:
     fail ("Expected to have finished reduction in the prior iteration")."""
     if isinstance(getattr(model, "pooler", None), nn.Module):
         model.pooler = None
+
+
+def freeze_bottom(model: PreTrainedModel, layers: int) -> None:
+    """Freeze the embeddings and the first ``layers`` transformer layers.
+
+    Backpropagation then stops at layer ``layers``: a training step costs the
+    forward pass plus the backward pass of the trainable top only. (Inputs entering
+    at the embeddings, such as a compressor's learnable tokens, still receive
+    gradients through the frozen layers.)
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        An encoder with an ``embeddings`` module and one ``nn.ModuleList`` of
+        ``config.num_hidden_layers`` layers (BERT, RoBERTa, ModernBERT, ...).
+    layers : int
+        In ``[0, num_hidden_layers]``; 0 freezes nothing.
+
+    Raises
+    ------
+    ValueError
+        When ``layers`` is out of range or the model's layers cannot be found.
+    """
+    total = int(model.config.num_hidden_layers)
+    if not 0 <= layers <= total:
+        raise ValueError(
+            f"training.freeze_layers={layers!r}; expected an integer in [0, {total}] "
+            f"(the backbone has {total} layers)"
+        )
+    if layers == 0:
+        return
+    stacks = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == total]
+    embeddings = getattr(model, "embeddings", None)
+    if len(stacks) != 1 or not isinstance(embeddings, nn.Module):
+        raise ValueError(
+            f"training.freeze_layers: cannot find the embeddings and the {total} layers "
+            f"of {type(model).__name__}; use 0 for this backbone"
+        )
+    for module in (embeddings, *stacks[0][:layers]):
+        module.requires_grad_(False)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from colcompress.compressors.base import Compressed
+from colcompress.models.backbone import freeze_bottom
 from colcompress.models.colbert import ColBERT
 from colcompress.training.collate import TrainBatch
 from colcompress.training.distributed import gather_padded, widen_local_columns
@@ -43,6 +44,9 @@ class RetrievalModule(L.LightningModule):
         Under DDP, score every query against the documents of *all* devices (the
         gather keeps gradients for the local rows), so the in-batch negative pool
         grows with the number of devices. The identity on one device.
+    freeze_layers : int
+        Freeze the backbone's embeddings and its first ``freeze_layers`` layers
+        (:func:`~colcompress.models.backbone.freeze_bottom`); 0 trains them all.
     """
 
     def __init__(
@@ -59,10 +63,12 @@ class RetrievalModule(L.LightningModule):
         teacher_temperature: float = 1.0,
         model_config: dict[str, Any] | None = None,
         gather_negatives: bool = True,
+        freeze_layers: int = 0,
     ) -> None:
         super().__init__()
         if contrastive_weight <= 0 and distillation_weight <= 0:
             raise ValueError("training needs contrastive_weight > 0 or distillation_weight > 0")
+        freeze_bottom(model.encoder.model, freeze_layers)
         self.model = model
         # Not registered as a submodule: the teacher is frozen, is not saved in this
         # module's checkpoints and is moved to the device in on_fit_start.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from colcompress.data.datamodule import TrainExample
 from colcompress.models.colbert import ColBERT
+from colcompress.run import _teacher
 from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
 
@@ -126,6 +128,54 @@ def test_distillation_with_a_teacher_model_follows_its_ranking():
     losses = _fit(module, [batch] * 40, 40)
     assert losses[-1] < 0.5 * losses[0]
     assert all(not p.requires_grad for p in teacher.parameters())
+
+
+def test_frozen_layers_get_no_gradient_and_leave_the_optimizer():
+    torch.manual_seed(0)
+    model = ColBERT(random_config={**TINY, "num_hidden_layers": 3}, dim=16, doc_length=16)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch = TrainCollator(model)([_example("q1", ["d1", "n1"]), _example("q2", ["d2", "n2"])])
+    module = RetrievalModule(model, lr=1e-2, warmup_steps=0, freeze_layers=2)
+    _fit(module, [batch] * 3, 3)
+    frozen = ("encoder.model.embeddings.", "encoder.model.encoder.layer.0.")
+    frozen += ("encoder.model.encoder.layer.1.",)
+    for name, p in model.named_parameters():
+        if name.startswith(frozen):
+            assert not p.requires_grad and p.grad is None, name
+            assert torch.equal(p, before[name]), name
+        else:
+            assert p.requires_grad, name
+    trained = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
+    assert any(n.startswith("encoder.model.encoder.layer.2.") for n in trained)
+    assert "projection.weight" in trained
+    optimized = {id(p) for g in module.optimizers().optimizer.param_groups for p in g["params"]}
+    assert optimized == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("layers", [-1, 2])
+def test_freeze_layers_out_of_range_names_the_option(layers):
+    model = ColBERT(random_config=TINY, dim=16)
+    with pytest.raises(ValueError, match=r"training.freeze_layers.*\[0, 1\]"):
+        RetrievalModule(model, freeze_layers=layers)
+
+
+def _teacher_cfg(ckpt: str | None, zero_shot: bool):
+    return OmegaConf.create(
+        {
+            "model": {"backbone": "minilm", "query_length": 32, "doc_length": 300},
+            "training": {"teacher_ckpt": ckpt, "teacher_zero_shot": zero_shot},
+        }
+    )
+
+
+def test_zero_shot_teacher_is_the_multivector_baseline_model():
+    assert _teacher(_teacher_cfg(None, False)) is None
+    teacher = _teacher(_teacher_cfg(None, True))
+    assert teacher.dim == teacher.encoder.hidden_size == 384
+    torch.testing.assert_close(teacher.projection.weight, torch.eye(384))
+    assert not teacher.query_augmentation and teacher.skip_ids.numel() == 0
+    with pytest.raises(ValueError, match="teacher_ckpt and training.teacher_zero_shot"):
+        _teacher(_teacher_cfg("some.ckpt", True))
 
 
 def test_a_loss_is_required():

@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev,sweep]"
+	$(PY) -c "from colcompress.evaluation.metrics import compile_kernels as c; print(f'ranx kernels compiled in {c():.0f} s')"
 	touch $@
 
 install: $(VENV)/.installed  ## venv with the pinned dependencies

@@ -11,24 +11,35 @@ scores 0.726. Hence two guards here: every ranx call holds one machine-wide file
 lock (:func:`ranx_lock`), and :func:`compute_metrics` checks ranx's recall over the
 whole ranking against a plain count, raising :class:`MetricsIntegrityError` when
 they disagree.
+
+Compilation itself costs about a minute on 2 CPU cores. Qrels and runs enter ranx
+with their document ids at one fixed width (ranx would use the longest id's, one
+compiled signature per dataset), so :func:`compile_kernels`, which ``make install``
+runs, compiles everything later runs load.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numba
+import numpy as np
 import ranx
 from filelock import FileLock
+from numba.typed import List as TypedList
 from ranx import Qrels, Run, evaluate
+from ranx.data_structures.common import create_and_sort
 
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 _CHECK_METRIC = "recall"  # ranx: recall over everything retrieved (no cutoff)
 _TOLERANCE = 1e-9
+ID_WIDTH = 64  # characters: ids up to this long share one compiled ranx signature
 
 
 class MetricsIntegrityError(RuntimeError):
@@ -49,14 +60,35 @@ def ranx_lock() -> Iterator[None]:
         yield
 
 
+def _sorted_typed(data: dict[str, dict[str, float]], dtype: type) -> Any:
+    """ranx's numba dict of dicts, built as ``Qrels(dict)`` / ``Run(dict)`` build it,
+    except that the document ids go in at a fixed width of at least ``ID_WIDTH``.
+
+    ranx passes them as numpy ``<U{longest id}`` arrays, and numba compiles one
+    ``create_and_sort`` per width: every dataset (and every test) paid its own
+    compilation. With one width, :func:`compile_kernels` compiles what every
+    dataset whose ids fit in ``ID_WIDTH`` characters uses.
+    """
+    width = max([ID_WIDTH, *(len(d) for docs in data.values() for d in docs)])
+    return create_and_sort(
+        TypedList(list(data)),
+        TypedList([np.array(list(docs), dtype=f"<U{width}") for docs in data.values()]),
+        TypedList([np.array(list(docs.values()), dtype=dtype) for docs in data.values()]),
+    )
+
+
 def ranx_qrels(qrels: dict[str, dict[str, int]]) -> Qrels:
     """Build ranx Qrels from ``{qid: {docid: relevance}}`` (call under :func:`ranx_lock`)."""
-    return Qrels({q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items()})
+    out = Qrels()
+    out.qrels, out.sorted = _sorted_typed(qrels, np.int64), True
+    return out
 
 
 def ranx_run(run: dict[str, dict[str, float]], name: str = "run") -> Run:
-    """Build a ranx Run (call under :func:`ranx_lock`)."""
-    return Run({q: {d: float(s) for d, s in docs.items()} for q, docs in run.items()}, name=name)
+    """Build a ranx Run from ``{qid: {docid: score}}`` (call under :func:`ranx_lock`)."""
+    out = Run(name=name)
+    out.run, out.sorted = _sorted_typed(run, np.float64), True
+    return out
 
 
 def _full_recall(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> float:
@@ -121,6 +153,43 @@ def compute_metrics(
         )
     scale = len(scored) / (len(scored) + len(missing))
     return {m: float(values[m]) * scale for m in metrics}
+
+
+def compile_kernels(metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS) -> float:
+    """Compile ranx's numba kernels once, into numba's on-disk cache.
+
+    ``make install`` calls this, so the first run, test or sweep job on a fresh
+    machine loads compiled code instead of compiling it (about a minute on 2 CPU
+    cores) and no two sweep jobs compile at the same time. The kernels are the ones
+    colcompress calls: building Qrels and Run from dicts, the metrics, and ranx's
+    ``compare`` with both significance tests of the report. Types, not sizes, pick
+    the compiled signature, so a two-query example compiles what full runs use.
+
+    Returns
+    -------
+    float
+        Seconds spent (compiling, or loading what is already cached).
+    """
+    from ranx import compare
+
+    start = time.perf_counter()
+    qrels = {"q1": {"d1": 1, "d2": 2}, "q2": {"d3": 1}}
+    first = {"q1": {"d1": 2.0, "d4": 1.0}, "q2": {"d3": 1.5, "d2": 0.5}}
+    second = {"q1": {"d4": 2.0, "d2": 1.0}, "q2": {"d2": 1.5, "d3": 0.5}}
+    compute_metrics(qrels, first, metrics)
+    with ranx_lock():
+        for test in ("student", "fisher"):
+            compare(
+                ranx_qrels(qrels),
+                [ranx_run(first, "first"), ranx_run(second, "second")],
+                list(metrics),
+                stat_test=test,
+                n_permutations=10,
+                max_p=0.05,
+                random_seed=0,
+                make_comparable=True,
+            )
+    return time.perf_counter() - start
 
 
 def write_trec_run(run: dict[str, dict[str, float]], path: Path, tag: str = "colcompress") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -14,10 +15,9 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from colcompress.evaluation.metrics import compute_metrics, ranx_lock_path
+from colcompress.evaluation.metrics import ID_WIDTH, compute_metrics, ranx_lock_path
 
-# Doc ids of one width per script run, so each width is its own numba signature
-# (ranx stores the ids in fixed-width numpy unicode arrays).
+# Doc ids of the given widths: each width was once its own numba signature.
 _SCRIPT = """
 import sys
 from colcompress.evaluation.metrics import compute_metrics
@@ -27,6 +27,73 @@ for w in map(int, sys.argv[1:]):
     run = {f"q{i}": {ids[i]: 2.0, ids[i + 1]: 1.0} for i in range(30)}
     print(w, compute_metrics(qrels, run, ["recall@1"])["recall@1"])
 """
+
+# What runs and the report call, at real id widths (NFCorpus's, SciFact's, Flickr's),
+# then the ranx dispatchers that had to compile (numba's cache misses) as JSON.
+_CALLS = """
+import json, sys
+from numba.core.dispatcher import Dispatcher
+from colcompress.evaluation.metrics import compute_metrics, ranx_lock, ranx_qrels, ranx_run
+from ranx import compare
+for prefix in ("MED-", "", "1000268201_693b08cb0e.jpg#"):
+    ids = [f"{prefix}{i}" for i in range(1, 500)]
+    qrels = {f"PLAIN-{i}": {ids[i]: 2, ids[i + 7]: 1} for i in range(300)}
+    run = {q: {ids[i + j]: 10.0 - j for j in range(100)} for i, q in enumerate(qrels)}
+    other = {q: {ids[i + j]: 10.0 - j for j in range(3, 103)} for i, q in enumerate(qrels)}
+    compute_metrics(qrels, run, ["ndcg@10", "recall@10", "recall@100", "mrr@10"])
+    for test in ("student", "fisher"):
+        with ranx_lock():
+            compare(ranx_qrels(qrels), [ranx_run(run, "a"), ranx_run(other, "b")],
+                    ["ndcg@10", "recall@100"], stat_test=test, n_permutations=20,
+                    max_p=0.05, random_seed=1, make_comparable=True)
+print(json.dumps({f"{m}.{n}": list(map(str, f.stats.cache_misses))
+                  for m, mod in list(sys.modules.items()) if m.startswith("ranx")
+                  for n, f in vars(mod).items()
+                  if isinstance(f, Dispatcher) and f.stats.cache_misses}))
+"""
+
+
+def _env(tmp_path: Path, cache: Path) -> dict[str, str]:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONWARNINGS": "ignore"}
+    env["COLCOMPRESS_RANX_LOCK"] = str(tmp_path)
+    return env
+
+
+@pytest.fixture(scope="module")
+def compiled_cache(tmp_path_factory) -> Path:
+    """A numba cache filled by ``compile_kernels`` alone, in a fresh process."""
+    root = tmp_path_factory.mktemp("ranx")
+    code = "from colcompress.evaluation.metrics import compile_kernels; compile_kernels()"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env(root, root / "numba"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    return root / "numba"
+
+
+def test_compile_kernels_compiles_everything_runs_and_reports_use(tmp_path, compiled_cache):
+    cache = tmp_path / "numba"
+    shutil.copytree(compiled_cache, cache)
+    cmd = [sys.executable, "-c", _CALLS]
+    done = subprocess.run(cmd, env=_env(tmp_path, cache), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {}
+
+
+def test_fixed_width_ids_keep_prefixes_and_long_ids_apart():
+    long_id = "d" * (ID_WIDTH + 5)  # longer than the fixed width: widened, not cut
+    qrels = {"a": {"d1": 1}, "b": {long_id: 1}, "c": {"MED-10": 1}}
+    run = {
+        "a": {"d10": 2.0, "d1": 1.0},  # a prefix of the relevant id ranks first
+        "b": {long_id[:ID_WIDTH]: 2.0, long_id: 1.0},  # and its first ID_WIDTH characters
+        "c": {"MED-10": 1.0},
+    }
+    got = compute_metrics(qrels, run, ["mrr@10", "recall@1"])
+    assert got == pytest.approx({"mrr@10": (0.5 + 0.5 + 1) / 3, "recall@1": 1 / 3})
 
 
 QRELS = {"a": {"d1": 1, "d2": 1}, "b": {"d3": 2}, "c": {"d4": 1}, "unjudged": {"d1": 0}}
@@ -81,9 +148,11 @@ def _swap_cache_entries(cache_dir: Path, function: str) -> None:
     shutil.move(swap, b)
 
 
-def test_a_corrupted_numba_cache_raises_instead_of_returning_wrong_metrics(tmp_path):
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONWARNINGS": "ignore"}
-    env["COLCOMPRESS_RANX_LOCK"] = str(tmp_path)
+def test_a_corrupted_numba_cache_raises_instead_of_returning_wrong_metrics(
+    tmp_path, compiled_cache
+):
+    shutil.copytree(compiled_cache, tmp_path / "numba")
+    env = _env(tmp_path, tmp_path / "numba")
     cmd = [sys.executable, "-c", _SCRIPT]
     fresh = subprocess.run(cmd + ["5"], env=env, capture_output=True, text=True, timeout=600)
     assert fresh.returncode == 0, fresh.stderr

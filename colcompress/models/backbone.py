@@ -46,6 +46,7 @@ def load_backbone(
     Returns
     -------
     (model, tokenizer)
+        The model in training mode, as every new module.
     """
     if dropout is not None and not 0.0 <= dropout < 1.0:
         raise ValueError(f"model.dropout={dropout!r}; expected a probability in [0, 1) or null")
@@ -57,6 +58,10 @@ def load_backbone(
     else:
         model = AutoModel.from_pretrained(path)
     _drop_pooler(model)
+    # from_pretrained returns eval mode, from_config train mode; Lightning trains
+    # modules in the mode it finds them, so a backbone no step switched (no SVD
+    # initialisation with model.dim=null) used to train without its dropout.
+    model.train()
     if dropout is not None:
         for module in model.modules():
             if isinstance(module, nn.Dropout):

@@ -85,6 +85,11 @@ def test_bad_options_name_the_option(option):
         ColBERT(random_config=TINY, dim=16, **option)
 
 
+def test_a_new_model_is_in_training_mode_whatever_the_backbone_source():
+    for model in (ColBERT("minilm", dim=None), ColBERT(random_config=TINY, dim=None)):
+        assert all(m.training for m in model.modules())
+
+
 def test_dropout_zero_makes_training_forward_passes_deterministic():
     docs = ["vitamin d deficiency and bones", "statins and muscle pain"]
     kept = ColBERT(random_config=TINY, dim=16).train()

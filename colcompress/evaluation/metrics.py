@@ -61,6 +61,11 @@ def ranx_lock() -> Iterator[None]:
         yield
 
 
+def id_width(data: dict[str, dict[str, float]]) -> int:
+    """Width of the document-id arrays handed to ranx: ``ID_WIDTH``, or the longest id."""
+    return max([ID_WIDTH, *(len(d) for docs in data.values() for d in docs)])
+
+
 def _sorted_typed(data: dict[str, dict[str, float]], dtype: type) -> Any:
     """ranx's numba dict of dicts, built as ``Qrels(dict)`` / ``Run(dict)`` build it,
     except that the document ids go in at a fixed width of at least ``ID_WIDTH``.
@@ -70,7 +75,7 @@ def _sorted_typed(data: dict[str, dict[str, float]], dtype: type) -> Any:
     compilation. With one width, :func:`compile_kernels` compiles what every
     dataset whose ids fit in ``ID_WIDTH`` characters uses.
     """
-    width = max([ID_WIDTH, *(len(d) for docs in data.values() for d in docs)])
+    width = id_width(data)
     return create_and_sort(
         TypedList(list(data)),
         TypedList([np.array(list(docs), dtype=f"<U{width}") for docs in data.values()]),

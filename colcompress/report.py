@@ -10,7 +10,8 @@
 - columns: datasets (with ``--budget-columns``: dataset x budget, e.g. ``nfcorpus@32``);
 - cells: the metric, its percentage of the uncompressed baseline (``none``) of the same
   dataset, and a significance mark (``†``: p < alpha against the baseline, paired
-  t-test or Fisher's randomization test through ranx, on the runs' ``run.trec``);
+  t-test or Fisher's randomization test through ranx, on the runs' ``run.trec``, or
+  ``run.trec.gz`` as ``experiments/archive_runs.sh`` keeps them);
 
 plus an index table (compression ratio, measured vector reduction, vectors per
 document, index size) and the list of failed runs. Markdown is printed; Markdown,
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import io
 import json
 import math
@@ -491,7 +493,7 @@ def _budget_key(value: Any) -> tuple[int, float, str]:
 
 
 def read_trec(path: Path) -> dict[str, dict[str, float]]:
-    """Read a TREC run file (``qid Q0 docid rank score tag``).
+    """Read a TREC run file (``qid Q0 docid rank score tag``), gzipped if it ends in ``.gz``.
 
     Raises
     ------
@@ -499,7 +501,7 @@ def read_trec(path: Path) -> dict[str, dict[str, float]]:
         A line does not have six fields or a non-numeric score; names file and line.
     """
     run: dict[str, dict[str, float]] = defaultdict(dict)
-    with path.open() as f:
+    with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
@@ -566,6 +568,8 @@ class _Significance:
 
     def trec(self, run: Run) -> dict[str, dict[str, float]] | None:
         path = run.run_dir / "run.trec"
+        if not path.is_file() and (run.run_dir / "run.trec.gz").is_file():
+            path = run.run_dir / "run.trec.gz"
         if path not in self._runs:
             self._runs[path] = read_trec(path) if path.is_file() else None
             if self._runs[path] is None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,31 @@ def test_cli_writes_markdown_csv_latex(sweep: Path, tmp_path: Path, capsys):
     write_run(sweep / "9" / "x", sweep.parent / "beir", "seqresize", BASE_RANKS, split="dev")
     assert main([str(sweep), "--out", str(out)]) == 2
     assert "different data" in capsys.readouterr().err
+
+
+def test_archived_runs_with_gzipped_rankings_give_the_same_report(sweep: Path, tmp_path: Path):
+    """experiments/archive_runs.sh keeps results.json + run.trec.gz; the tests still run."""
+    archive = tmp_path / "archive"
+    script = Path(__file__).parents[2] / "experiments" / "archive_runs.sh"
+    subprocess.run(["bash", str(script), str(sweep.parent), str(archive), sweep.name], check=True)
+    kept = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*") if p.is_file())
+    assert kept == [
+        f"sweep/{job}/{name}" for job in "012" for name in ("results.json", "run.trec.gz")
+    ]
+    plain = _csv_rows(build_report([sweep], metrics=METRICS))
+    gzipped = _csv_rows(build_report([archive / "sweep"], metrics=METRICS))
+    assert gzipped.keys() == plain.keys()
+    for key, row in plain.items():
+        assert gzipped[key]["p_value"] == row["p_value"], key
+    assert float(gzipped["agc@32", "ndcg@10"]["p_value"]) < 0.05  # the test did run
+
+
+def test_archiving_a_missing_stage_fails_naming_it(tmp_path: Path):
+    script = Path(__file__).parents[2] / "experiments" / "archive_runs.sh"
+    out = subprocess.run(
+        ["bash", str(script), str(tmp_path), str(tmp_path / "dest"), "nope"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and f"{tmp_path}/nope: no such stage directory" in out.stderr
+    assert not (tmp_path / "dest").exists()

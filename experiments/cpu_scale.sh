@@ -8,7 +8,8 @@
 #   EXTRA="debug=default index=flat evaluation.baselines=[]" \
 #       bash experiments/cpu_scale.sh /tmp/smoke   # every stage at debug size (minutes)
 #
-# Tables go to OUT/tables/<study>/report.{md,csv,tex} (and correlation.md + PNGs).
+# Tables go to OUT/tables/<study>/report.{md,csv,tex} (and correlation.md + PNGs), the
+# results.json + run.trec.gz of every run to OUT/runs/<stage>/ (experiments/archive_runs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-logs/cpu_scale}
@@ -132,4 +133,11 @@ done
   --metrics ndcg@10 recall@10 mrr@10 --out "$T/utilization"
 "$PY" -m colcompress.evaluation.utilization figure "${NF_RUNS[@]}" \
   --out "$T/utilization/utilization_grid_nfcorpus.png"
-echo "tables in $T"
+# 9. What the tables were built from, small enough for git (results.json + run.trec.gz
+#    per run; copy OUT/runs/* to docs/runs/ to keep them with the tables)
+STAGES=()
+for done_file in "$OUT"/*/.done; do
+  STAGES+=("$(basename "$(dirname "$done_file")")")
+done
+bash experiments/archive_runs.sh "$OUT" "$OUT/runs" "${STAGES[@]}"
+echo "tables in $T, their runs in $OUT/runs"

@@ -435,6 +435,9 @@ def distinguishing_settings(runs: list[Run]) -> dict[int, dict[str, str]]:
         settings that differ between runs of the run's method on the same dataset and
         budget (see :func:`_splitting_keys`); paths, logging, the dataset and the
         budget themselves are never included, nor entries naming the run's directory.
+        A key the run's config lacks is left out of its settings (the beir_table's
+        ``agc`` next to the ablation's ``agc ablation=no_weight``): labels stay
+        distinct, since a kept key that splits two runs is set in at least one.
     """
     by_method: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
@@ -456,7 +459,7 @@ def distinguishing_settings(runs: list[Run]) -> dict[int, dict[str, str]]:
         base = [(r.dataset, repr(r.budget), repr(r.train_budget)) for r in members]
         kept = _splitting_keys([{k: v[k] for k in differing} for v in values], base)
         for run, v in zip(members, values):
-            out[id(run)] = {k.removeprefix("compressor."): v[k] for k in kept}
+            out[id(run)] = {k.removeprefix("compressor."): v[k] for k in kept if v[k] != _MISSING}
     return out
 
 
@@ -902,6 +905,7 @@ def _row_order(label: str, run: Run | None, baseline: str, by_budget: bool) -> t
         run.method,
         _budget_key(run.train_budget),
         _budget_key(run.budget if by_budget else None),
+        label.count("="),  # the plain configuration before its variants
         _natural(run.run_dir),
         label,
     )

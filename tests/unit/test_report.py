@@ -232,6 +232,22 @@ def test_rows_split_by_budget_and_settings(tmp_path: Path, data_dir: Path):
     assert ("agc weighting=false", "toy@5") not in by_budget.cells
 
 
+def test_a_setting_a_run_lacks_stays_out_of_its_label(tmp_path: Path, data_dir: Path):
+    """The AGC ablation's table: beir_table's agc (no ``ablation`` key) is the full row."""
+    write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
+    write_run(tmp_path / "3", data_dir, "agc", WEAK_RANKS, compressor={"weighting": True})
+    for i, name in enumerate(["no_weight", "no_cluster"], start=1):
+        run = write_run(tmp_path / str(i), data_dir, "agc", STRONG_RANKS)
+        run["config"]["ablation"] = name
+        run["config"]["compressor"]["weighting"] = name != "no_weight"
+        (tmp_path / str(i) / "results.json").write_text(json.dumps(run))
+    report = build_report([tmp_path])
+    # the plain configuration first, though its directory sorts last
+    assert report.rows[-3:] == ["agc@32", "agc@32 ablation=no_weight", "agc@32 ablation=no_cluster"]
+    assert report.cells["agc@32", "toy"].run.run_dir == tmp_path / "3"
+    assert not any("<unset>" in row for row in report.rows)
+
+
 def test_rows_without_a_budget_name_their_sizing(tmp_path: Path, data_dir: Path):
     write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
     write_run(tmp_path / "1", data_dir, "crisp", STRONG_RANKS, budget=8)

@@ -40,5 +40,5 @@ format: install
 clean:
 	rm -rf logs .cache .pytest_cache
 
-reproduce-cpu: install  ## every study at CPU scale + the tables of docs/results.md (~6-7 h)
+reproduce-cpu: install  ## every study at CPU scale + the tables of docs/results.md (~8 h)
 	bash experiments/cpu_scale.sh $(OUT)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU-scale reproduction behind docs/results.md: every study at the configs'
 # default (CPU) scale, then the report tool's tables. Sequential, resumable (a stage
-# whose folder holds .done is skipped); about 7-8 hours on 2 CPU cores.
+# whose folder holds .done is skipped); about 8 hours on 2 CPU cores.
 #
 #   bash experiments/cpu_scale.sh [OUT]        # default OUT: logs/cpu_scale
 #   make reproduce-cpu                         # the same through make

@@ -467,9 +467,14 @@ def distinguishing_settings(runs: list[Run]) -> dict[int, dict[str, str]]:
 SIZING_KEYS = ("ratio", "spacing", "pool_factor")
 
 
-def row_label(run: Run, settings: dict[str, str], budget_in_label: bool) -> str:
+def row_label(
+    run: Run, settings: dict[str, str], budget_in_label: bool, train_budget: int | None = None
+) -> str:
     """``method[@budget][ (train B)][ key=value ...]``; without a budget the sizing
-    options (``ratio=4``, ``spacing=4``, ``pool_factor=2``) are always named."""
+    options (``ratio=4``, ``spacing=4``, ``pool_factor=2``) are always named.
+    ``train_budget`` names a training budget the run does not record as a transfer
+    (default: the run's own :attr:`Run.train_budget`)."""
+    train_budget = run.train_budget if train_budget is None else train_budget
     label = run.method
     if budget_in_label and run.budget is not None:
         label += f"@{run.budget}"
@@ -477,8 +482,8 @@ def row_label(run: Run, settings: dict[str, str], budget_in_label: bool) -> str:
         compressor = run.config.get("compressor") or {}
         sizing = {k: _format_value(compressor[k]) for k in SIZING_KEYS if compressor.get(k)}
         settings = {**sizing, **settings}
-    if run.train_budget is not None:
-        label += f" (train {run.train_budget})"
+    if train_budget is not None:
+        label += f" (train {train_budget})"
     if settings:
         label += " " + " ".join(f"{k}={v}" for k, v in settings.items())
     return label
@@ -923,6 +928,27 @@ def default_metrics(runs: list[Run]) -> list[str]:
     return [next(iter(runs[0].results["metrics"]))]
 
 
+def _fill_transfer_rows(
+    chosen: dict[tuple[str, str], Run], runs: list[Run], settings: dict[int, dict[str, str]]
+) -> None:
+    """Put a model tested at the budget it was trained with into its transfer row too.
+
+    A run trained at ``B`` and re-indexed at other test budgets forms the row
+    ``method (train B)``; the run trained and tested at ``B`` is that row's ``@B``
+    cell (the paper's Table 6 layout), unless a run with ``test_budget=B`` fills it.
+    """
+    transfers = {
+        (r.method, r.dataset, tuple(settings[id(r)].items()), r.train_budget)
+        for r in runs
+        if r.train_budget is not None
+    }
+    for (_, column), run in list(chosen.items()):
+        own = (run.method, run.dataset, tuple(settings[id(run)].items()), run.budget)
+        if run.train_budget is None and own in transfers:
+            row = row_label(run, settings[id(run)], False, train_budget=run.budget)
+            chosen.setdefault((row, column), run)
+
+
 def build_report(
     paths: list[str | Path],
     metrics: list[str] | None = None,
@@ -954,7 +980,9 @@ def build_report(
         Of Fisher's randomization test.
     budget_columns : bool
         Columns are dataset x budget (``nfcorpus@32``) instead of datasets, and the
-        budget leaves the row labels.
+        budget leaves the row labels. A model trained at ``B`` and indexed at other
+        test budgets is the row ``method (train B)``, its ``@B`` cell the run trained
+        and tested at ``B`` (Table 6).
     data_dir : str, Path or None
         BEIR folder for the qrels (None: the one recorded in each run's config).
     digits : int
@@ -994,6 +1022,8 @@ def build_report(
         if key in chosen:
             dupes[key].append(chosen[key])
         chosen[key] = run
+    if budget_columns:
+        _fill_transfer_rows(chosen, runs, settings)
     for (row, column), older in dupes.items():
         notes.append(
             f"{row} on {column}: {len(older) + 1} runs, kept the newest "

@@ -232,6 +232,31 @@ def test_rows_split_by_budget_and_settings(tmp_path: Path, data_dir: Path):
     assert ("agc weighting=false", "toy@5") not in by_budget.cells
 
 
+def test_budget_transfer_rows_take_the_matched_budget_run(tmp_path: Path, data_dir: Path):
+    """Table 6: AGC trained at 32 and tested at 5/32/128 in one row, next to AGC trained
+    at each budget; the budget-32 run sits in both rows."""
+    write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
+    write_run(tmp_path / "1", data_dir, "agc", STRONG_RANKS, budget=32)
+    write_run(tmp_path / "2", data_dir, "agc", WEAK_RANKS, budget=5)
+    for i, test_budget in enumerate([5, 128], start=3):
+        run = write_run(tmp_path / str(i), data_dir, "agc", BASE_RANKS, budget=test_budget)
+        run["config"]["test_budget"] = test_budget
+        run["index"]["train_budget"] = 32
+        (tmp_path / str(i) / "results.json").write_text(json.dumps(run))
+    report = build_report([tmp_path], budget_columns=True)
+    assert report.columns == ["toy@5", "toy@32", "toy@128"]
+    assert report.rows[-2:] == ["agc", "agc (train 32)"]
+    transfer = {c: report.cells["agc (train 32)", c].run.run_dir.name for c in report.columns}
+    assert transfer == {"toy@5": "3", "toy@32": "1", "toy@128": "4"}
+    assert report.cells["agc", "toy@32"].run is report.cells["agc (train 32)", "toy@32"].run
+    assert report.cells["agc", "toy@5"].run.run_dir == tmp_path / "2"
+    assert ("agc", "toy@128") not in report.cells
+    assert report.cells["agc (train 32)", "toy@32"].significant["ndcg@10"]
+    assert not any("superseded" in n for n in report.notes)
+    # without budget columns the runs keep one row each
+    assert "agc@32 (train 32)" not in build_report([tmp_path]).rows
+
+
 def test_a_setting_a_run_lacks_stays_out_of_its_label(tmp_path: Path, data_dir: Path):
     """The AGC ablation's table: beir_table's agc (no ``ablation`` key) is the full row."""
     write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)

@@ -936,17 +936,23 @@ def _fill_transfer_rows(
     A run trained at ``B`` and re-indexed at other test budgets forms the row
     ``method (train B)``; the run trained and tested at ``B`` is that row's ``@B``
     cell (the paper's Table 6 layout), unless a run with ``test_budget=B`` fills it.
+    A plain row left with nothing but such runs would only repeat them and is dropped.
     """
     transfers = {
         (r.method, r.dataset, tuple(settings[id(r)].items()), r.train_budget)
         for r in runs
         if r.train_budget is not None
     }
-    for (_, column), run in list(chosen.items()):
+    moved: dict[str, list[bool]] = defaultdict(list)
+    for (row, column), run in list(chosen.items()):
         own = (run.method, run.dataset, tuple(settings[id(run)].items()), run.budget)
-        if run.train_budget is None and own in transfers:
-            row = row_label(run, settings[id(run)], False, train_budget=run.budget)
-            chosen.setdefault((row, column), run)
+        in_transfer = run.train_budget is None and own in transfers
+        moved[row].append(in_transfer)
+        if in_transfer:
+            label = row_label(run, settings[id(run)], False, train_budget=run.budget)
+            chosen.setdefault((label, column), run)
+    for key in [k for k in chosen if all(moved.get(k[0], [False]))]:
+        del chosen[key]
 
 
 def build_report(

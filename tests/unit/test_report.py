@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,10 @@ def test_budget_transfer_rows_take_the_matched_budget_run(tmp_path: Path, data_d
     assert not any("superseded" in n for n in report.notes)
     # without budget columns the runs keep one row each
     assert "agc@32 (train 32)" not in build_report([tmp_path]).rows
+    # without AGC trained at 5, the plain row would only repeat the @32 cell: dropped
+    shutil.rmtree(tmp_path / "2")
+    assert build_report([tmp_path], budget_columns=True).rows[-1:] == ["agc (train 32)"]
+    assert "agc" not in build_report([tmp_path], budget_columns=True).rows
 
 
 def test_a_setting_a_run_lacks_stays_out_of_its_label(tmp_path: Path, data_dir: Path):

@@ -39,6 +39,7 @@ from typing import Any
 
 from colcompress.data.beir import load_beir, slice_beir
 from colcompress.evaluation.metrics import ranx_lock, ranx_qrels, ranx_run
+from colcompress.evaluation.results import method_name
 
 REFERENCE_ORDER = ("bm25", "dense", "multivector")
 METHOD_ORDER = (
@@ -131,7 +132,7 @@ class Run:
 
     @property
     def method(self) -> str:
-        return str(self.results.get("method", "?"))
+        return method_name(self.results)
 
     @property
     def dataset(self) -> str:
@@ -487,6 +488,41 @@ def row_label(
     if settings:
         label += " " + " ".join(f"{k}={v}" for k, v in settings.items())
     return label
+
+
+def run_labels(run_dirs: list[str | Path]) -> list[str]:
+    """The report's row label of each run directory, for tools that name runs.
+
+    Runs of one method are told apart by the settings that differ between them (see
+    :func:`distinguishing_settings`), so the ablation's three ``agc`` runs read
+    ``agc ablation=no_weight`` and so on; the budget is named only when the runs'
+    budgets differ.
+
+    Parameters
+    ----------
+    run_dirs : list of str or Path
+        Directories holding a ``results.json``.
+
+    Returns
+    -------
+    list of str
+        One label per directory, in order.
+
+    Raises
+    ------
+    ReportError
+        A ``results.json`` is missing or unreadable; names the file.
+    """
+    runs = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / "results.json"
+        data = _read_results(path)
+        if isinstance(data, str):
+            raise ReportError(f"{path}: {data}")
+        runs.append(Run(path, data))
+    settings = distinguishing_settings(runs)
+    with_budget = len({run.budget for run in runs}) > 1
+    return [row_label(run, settings[id(run)], with_budget) for run in runs]
 
 
 def _budget_key(value: Any) -> tuple[int, float, str]:

@@ -1,4 +1,4 @@
-"""Write a run's ``results.json``."""
+"""A run's ``results.json``: writing it, and reading which method made it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,26 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def method_name(results: Mapping[str, Any], default: str = "?") -> str:
+    """The compressor a ``results.json`` was produced by.
+
+    ``method``, else ``config.compressor`` as a string, else its ``method``, ``name``
+    or the class name of its ``_target_``, else ``default``.
+    """
+    if isinstance(results.get("method"), str):
+        return results["method"]
+    compressor = (results.get("config") or {}).get("compressor")
+    if isinstance(compressor, str):
+        return compressor
+    if isinstance(compressor, Mapping):
+        for key in ("method", "name"):
+            if isinstance(compressor.get(key), str):
+                return compressor[key]
+        if isinstance(compressor.get("_target_"), str):
+            return compressor["_target_"].rsplit(".", 1)[-1]
+    return default
 
 
 def _clean(value: Any) -> Any:

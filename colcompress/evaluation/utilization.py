@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from colcompress.atomic import write_text_atomic
+from colcompress.evaluation.results import method_name
 
 if TYPE_CHECKING:
     from colcompress.data.beir import BeirData
@@ -688,22 +689,6 @@ class RunRecord:
         return 1.0 / value
 
 
-def _method_name(results: Mapping, run_dir: Path) -> str:
-    """Compressor name: ``method``, else ``config.compressor.{method,name,_target_}``."""
-    if isinstance(results.get("method"), str):
-        return results["method"]
-    compressor = (results.get("config") or {}).get("compressor")
-    if isinstance(compressor, str):
-        return compressor
-    if isinstance(compressor, Mapping):
-        for key in ("method", "name"):
-            if isinstance(compressor.get(key), str):
-                return compressor[key]
-        if isinstance(compressor.get("_target_"), str):
-            return compressor["_target_"].rsplit(".", 1)[-1]
-    return run_dir.name
-
-
 def load_run(run_dir: str | os.PathLike) -> RunRecord:
     """Read ``run_dir/results.json`` into a :class:`RunRecord`.
 
@@ -739,7 +724,7 @@ def load_run(run_dir: str | os.PathLike) -> RunRecord:
             f"{path}: lacks 'utilization' (was the run evaluated with utilization analysis?)"
         )
     stats = UtilizationStats.from_dict(results["utilization"], source=str(path))
-    return RunRecord(run_dir, _method_name(results, run_dir), dict(metrics), stats)
+    return RunRecord(run_dir, method_name(results, run_dir.name), dict(metrics), stats)
 
 
 @dataclass
@@ -937,9 +922,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     fig.add_argument("run_dirs", nargs="+", type=Path, help="run dirs with results.json")
     fig.add_argument("--out", type=Path, default=Path("utilization.png"), help="PNG path")
     args = parser.parse_args(argv)
+    from colcompress.report import run_labels
+
     try:
+        labels = run_labels(args.run_dirs)
         if args.command == "correlate":
-            table = correlate(args.run_dirs, args.metrics)
+            table = correlate(args.run_dirs, args.metrics, labels)
             print(table.to_markdown())
             print()
             print(table.runs_markdown())
@@ -949,9 +937,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from colcompress.evaluation.plots import plot_utilization_grid
 
             runs = [load_run(d) for d in args.run_dirs]
-            labels = _unique_labels(runs)
+            for run, label in zip(runs, labels, strict=True):
+                run.label = label
             path = plot_utilization_grid(
-                dict(zip(labels, (r.stats for r in runs), strict=True)), args.out
+                dict(zip(_unique_labels(runs), (r.stats for r in runs), strict=True)), args.out
             )
             print(f"wrote {path}", file=sys.stderr)
     except (OSError, ValueError) as err:

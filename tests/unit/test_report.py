@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from colcompress.evaluation.metrics import compute_metrics, write_trec_run
-from colcompress.report import ReportError, build_report, main
+from colcompress.report import ReportError, build_report, main, run_labels
 
 N = 20  # queries, one relevant document each
 METRICS = ["ndcg@10", "recall@10"]
@@ -276,6 +276,12 @@ def test_a_setting_a_run_lacks_stays_out_of_its_label(tmp_path: Path, data_dir: 
     assert report.rows[-3:] == ["agc@32", "agc@32 ablation=no_weight", "agc@32 ablation=no_cluster"]
     assert report.cells["agc@32", "toy"].run.run_dir == tmp_path / "3"
     assert not any("<unset>" in row for row in report.rows)
+    # other tools name the runs as the report does; one budget goes unnamed
+    dirs = [tmp_path / "3", tmp_path / "1", tmp_path / "2"]
+    assert run_labels(dirs) == ["agc", "agc ablation=no_weight", "agc ablation=no_cluster"]
+    assert run_labels([tmp_path / "0", tmp_path / "3"]) == ["none", "agc@32"]
+    with pytest.raises(ReportError, match=r"missing/results.json: unreadable"):
+        run_labels([*dirs, tmp_path / "missing"])
 
 
 def test_rows_without_a_budget_name_their_sizing(tmp_path: Path, data_dir: Path):

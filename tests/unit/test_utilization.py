@@ -469,6 +469,20 @@ def test_cli_main(tmp_path, capsys):
     assert "at least 3 run dirs" in capsys.readouterr().err
 
 
+def test_cli_names_runs_of_one_method_by_their_settings(tmp_path, capsys):
+    """The ablation's figure and table: three agc runs told apart as the report does."""
+    dirs = _make_runs(tmp_path)
+    for run_dir, ablation in zip(dirs, ["none", "no_weight", "no_select", "no_cluster"]):
+        results = json.loads((run_dir / "results.json").read_text())
+        results["config"]["compressor"]["method"] = "agc"
+        results["config"]["ablation"] = ablation
+        (run_dir / "results.json").write_text(json.dumps(results))
+    assert main(["correlate", *map(str, dirs), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    for ablation in ["none", "no_weight", "no_select", "no_cluster"]:
+        assert f"| agc ablation={ablation} |" in printed
+
+
 @pytest.mark.slow
 def test_cli_subprocess(tmp_path):
     dirs = [str(d) for d in _make_runs(tmp_path)]

@@ -127,7 +127,7 @@ report "$AGC_DIR" "$OUT/agc_ablation" "$NONE_DIR" \
 report --budget-columns "$OUT/transfer_agc" "$OUT/transfer_hpool" \
   "$OUT/transfer_hpool_posthoc" "$OUT/posthoc_hpool" "$OUT/train_budget_agc" \
   "$AGC_DIR" "$HPOOL_DIR" "$NONE_DIR" \
-  --metric ndcg@10 --out "$T/transfer_budget"
+  --metric ndcg@10,recall@10 --out "$T/transfer_budget"
 # Table 8 / Figures 3-4: utilization of the NFCorpus budget-32 runs
 NF_RUNS=()
 for method in none seqresize memtok hpool agc crisp; do
@@ -138,6 +138,15 @@ done
   --metrics ndcg@10 recall@10 mrr@10 --out "$T/utilization"
 "$PY" -m colcompress.evaluation.utilization figure "${NF_RUNS[@]}" \
   --out "$T/utilization/utilization_grid_nfcorpus.png"
+# Figure 4: the AGC ablation's utilization (runs named by their ablation setting)
+ABLATION_RUNS=("$AGC_DIR")
+while IFS= read -r -d '' results; do
+  ABLATION_RUNS+=("$(dirname "$results")")
+done < <(find "$OUT/agc_ablation" -name results.json -print0 | sort -z)
+"$PY" -m colcompress.evaluation.utilization correlate "${ABLATION_RUNS[@]}" \
+  --metrics ndcg@10 recall@10 --out "$T/utilization_agc_ablation"
+"$PY" -m colcompress.evaluation.utilization figure "${ABLATION_RUNS[@]}" \
+  --out "$T/utilization_agc_ablation/utilization_grid.png"
 # 9. What the tables were built from, small enough for git (results.json + run.trec.gz
 #    per run; copy OUT/runs/* to docs/runs/ to keep them with the tables)
 STAGES=()

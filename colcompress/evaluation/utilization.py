@@ -727,6 +727,25 @@ def load_run(run_dir: str | os.PathLike) -> RunRecord:
     return RunRecord(run_dir, method_name(results, run_dir.name), dict(metrics), stats)
 
 
+def load_runs(
+    run_dirs: Sequence[str | os.PathLike], labels: Sequence[str] | None = None
+) -> list[RunRecord]:
+    """:func:`load_run` for each directory, named by ``labels`` when given.
+
+    Raises
+    ------
+    ValueError
+        When ``labels`` and ``run_dirs`` differ in length (and as :func:`load_run`).
+    """
+    runs = [load_run(d) for d in run_dirs]
+    if labels is not None:
+        if len(labels) != len(runs):
+            raise ValueError(f"{len(labels)} labels for {len(runs)} run dirs")
+        for run, label in zip(runs, labels, strict=True):
+            run.label = label
+    return runs
+
+
 @dataclass
 class Correlation:
     """Pearson correlation of one retrieval metric with one inverse evenness measure."""
@@ -835,12 +854,7 @@ def correlate(
         raise ValueError(
             f"correlate needs at least 3 run dirs for a Pearson correlation, got {len(run_dirs)}"
         )
-    runs = [load_run(d) for d in run_dirs]
-    if labels is not None:
-        if len(labels) != len(runs):
-            raise ValueError(f"{len(labels)} labels for {len(runs)} run dirs")
-        for run, label in zip(runs, labels, strict=True):
-            run.label = label
+    runs = load_runs(run_dirs, labels)
     if metrics is None:
         metrics = [m for m in runs[0].metrics if all(m in r.metrics for r in runs)]
         if not metrics:
@@ -936,9 +950,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from colcompress.evaluation.plots import plot_utilization_grid
 
-            runs = [load_run(d) for d in args.run_dirs]
-            for run, label in zip(runs, labels, strict=True):
-                run.label = label
+            runs = load_runs(args.run_dirs, labels)
             path = plot_utilization_grid(
                 dict(zip(_unique_labels(runs), (r.stats for r in runs), strict=True)), args.out
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -102,7 +103,9 @@ def read_tensor(folder: Path, key: str) -> Tensor:
             return f.get_tensor(key)
     binary = folder / "pytorch_model.bin"
     if binary.is_file():
-        state = torch.load(binary, map_location="cpu", weights_only=True, mmap=True)
+        # mmap needs torch's zip format; files from torch < 1.6 load whole
+        mmap = zipfile.is_zipfile(binary)
+        state = torch.load(binary, map_location="cpu", weights_only=True, mmap=mmap)
         if key not in state:
             raise KeyError(f"{binary} holds no tensor {key!r}")
         return state[key].clone()

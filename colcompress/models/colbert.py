@@ -251,9 +251,10 @@ class ColBERT(nn.Module):
             return tok
         pad = tok.input_ids == self.tokenizer.pad_token_id
         ids = tok.input_ids.masked_fill(pad, self.tokenizer.mask_token_id)
-        every = torch.ones_like(tok.mask)
-        attention = every.to(tok.attention_mask.dtype) if self.attend_to_augmentation else None
-        return Tokenized(ids, tok.attention_mask if attention is None else attention, every)
+        attention = tok.attention_mask
+        if self.attend_to_augmentation:
+            attention = torch.ones_like(attention)
+        return Tokenized(ids, attention, torch.ones_like(tok.mask))
 
     def tokenize_documents(self, texts: list[str], length: int | None = None) -> Tokenized:
         """Tokenise documents (to ``length`` tokens, default ``doc_length``), masking

@@ -184,3 +184,13 @@ def test_a_hub_id_offline_and_not_cached_names_the_switch(tmp_path: Path, monkey
     set_offline(True)
     with pytest.raises(FileNotFoundError, match=r"model.backbone='owner/none'.*hub_offline=false"):
         local_folder("owner/none", "model.backbone")
+
+
+def test_model_sizes_come_from_the_checkpoints_projection(tmp_path: Path):
+    from colcompress.models.formats import model_sizes
+
+    folder = write_pylate(tmp_path / "p", PYLATE, dim=96).folder
+    assert model_sizes({"format": "pylate", "backbone": str(folder)}) == (32, 96)
+    tiny = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
+    assert model_sizes({"backbone": "minilm", "dim": None, "random_config": tiny}) == (32, 32)
+    assert model_sizes({"backbone": "minilm", "dim": 16, "format": "hf"}) == (384, 16)

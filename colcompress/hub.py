@@ -27,6 +27,20 @@ def set_offline(offline: bool) -> None:
     huggingface_hub.constants.HF_HUB_OFFLINE = offline
 
 
+def ignore_patterns(files: list[str]) -> list[str]:
+    """Files of a hub repository not to download: other frameworks' weights, and a
+    ``pytorch_model.bin`` beside a ``model.safetensors`` (colbertv2.0 has both).
+
+    Parameters
+    ----------
+    files : list of str
+        The repository's file names (empty when offline: the cache is read as it is).
+    """
+    suffix = "model.safetensors"
+    twins = [f[: -len(suffix)] + "pytorch_model.bin" for f in files if f.endswith(suffix)]
+    return _IGNORED + twins
+
+
 def local_folder(name: str, option: str) -> Path:
     """A local folder holding the checkpoint ``name``.
 
@@ -48,11 +62,12 @@ def local_folder(name: str, option: str) -> Path:
         return path
     if path.exists():
         raise FileNotFoundError(f"{option}={name!r} is a file; expected a checkpoint folder")
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import list_repo_files, snapshot_download
     from huggingface_hub.constants import HF_HUB_OFFLINE
 
     try:
-        return Path(snapshot_download(repo_id=name, ignore_patterns=_IGNORED))
+        files = [] if HF_HUB_OFFLINE else list_repo_files(name)
+        return Path(snapshot_download(repo_id=name, ignore_patterns=ignore_patterns(files)))
     except Exception as error:
         hint = (
             "downloads are off (hub_offline=true); allow them with hub_offline=false"

@@ -194,3 +194,12 @@ def test_model_sizes_come_from_the_checkpoints_projection(tmp_path: Path):
     tiny = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
     assert model_sizes({"backbone": "minilm", "dim": None, "random_config": tiny}) == (32, 32)
     assert model_sizes({"backbone": "minilm", "dim": 16, "format": "hf"}) == (384, 16)
+
+
+def test_a_hub_download_skips_weights_a_safetensors_file_replaces():
+    from colcompress.hub import ignore_patterns
+
+    files = ["config.json", "model.safetensors", "pytorch_model.bin", "1_Dense/pytorch_model.bin"]
+    ignored = ignore_patterns(files)
+    assert "pytorch_model.bin" in ignored and "*.h5" in ignored
+    assert "1_Dense/pytorch_model.bin" not in ignored  # its folder has no safetensors

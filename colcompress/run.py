@@ -21,7 +21,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from transformers import AutoConfig
 
 import colcompress.resolvers  # noqa: F401  (registers ${cwd:} and ${first:...})
 from colcompress.checkpoint import load_model_weights, model_config
@@ -30,8 +29,9 @@ from colcompress.evaluation.baselines import evaluate_baselines, zero_shot_model
 from colcompress.evaluation.evaluator import IndexEvaluator
 from colcompress.evaluation.results import write_json
 from colcompress.evaluation.utilization import UtilizationAnalysis, UtilizationStats
-from colcompress.models.backbone import resolve_backbone
+from colcompress.hub import set_offline
 from colcompress.models.colbert import ColBERT
+from colcompress.models.formats import model_sizes
 from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
 
@@ -54,10 +54,7 @@ TRAINING_ARGS = (
 def build_model(model_cfg: DictConfig | dict, compressor_cfg: DictConfig | dict) -> ColBERT:
     """Instantiate the compressor (told the backbone's sizes) and the model around it."""
     model_cfg = OmegaConf.create(model_cfg)
-    hidden = AutoConfig.from_pretrained(
-        resolve_backbone(model_cfg.backbone), **(model_cfg.random_config or {})
-    ).hidden_size
-    dim = model_cfg.dim or hidden
+    hidden, dim = model_sizes(model_cfg)
     kwargs = {"hidden_size": hidden, "dim": dim}
     if set(compressor_cfg) - {"_target_"}:
         compressor: Compressor = instantiate(compressor_cfg, **kwargs)
@@ -66,7 +63,7 @@ def build_model(model_cfg: DictConfig | dict, compressor_cfg: DictConfig | dict)
     return instantiate(model_cfg, compressor=compressor)
 
 
-def _teacher(cfg: DictConfig) -> ColBERT | None:
+def _teacher(cfg: DictConfig, model: ColBERT) -> ColBERT | None:
     """The on-the-fly teacher: a checkpoint's model, or the zero-shot backbone."""
     path, zero_shot = cfg.training.teacher_ckpt, cfg.training.teacher_zero_shot
     if path and zero_shot:
@@ -74,7 +71,7 @@ def _teacher(cfg: DictConfig) -> ColBERT | None:
             "training.teacher_ckpt and training.teacher_zero_shot both set: choose one teacher"
         )
     if zero_shot:
-        return zero_shot_model(cfg.model.backbone, cfg.model.query_length, cfg.model.doc_length)
+        return zero_shot_model(cfg.model.backbone, model.query_length, model.doc_length)
     if not path:
         return None
     stored = model_config(path)
@@ -85,8 +82,8 @@ def _init_projection(model: ColBERT, cfg: DictConfig, datamodule: Any) -> None:
     mode = cfg.training.projection_init
     if mode not in ("svd", "random"):
         raise ValueError(f"training.projection_init must be 'svd' or 'random', got {mode!r}")
-    if mode == "random" or cfg.model.dim is None:
-        return
+    if mode == "random" or cfg.model.dim is None or model.format != "hf":
+        return  # identity projection, or the checkpoint's own
     corpus = datamodule.train_data.corpus
     rng = random.Random(cfg.seed)
     ids = rng.sample(sorted(corpus), min(cfg.training.projection_init_docs, len(corpus)))
@@ -135,6 +132,7 @@ def _check_launch(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one configured job and return the contents of its ``results.json``."""
     _check_launch(cfg)
+    set_offline(cfg.hub_offline)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
     datamodule = instantiate(cfg.dataset)
@@ -158,7 +156,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     module = RetrievalModule(
         model,
-        teacher=_teacher(cfg),
+        teacher=_teacher(cfg, model),
         model_config=stored,
         **{k: cfg.training[k] for k in TRAINING_ARGS},
     )
@@ -177,8 +175,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             backbone=cfg.model.backbone,
             names=list(cfg.evaluation.baselines),
             top_k=cfg.evaluation.top_k,
-            query_length=cfg.model.query_length,
-            doc_length=cfg.model.doc_length,
+            query_length=model.query_length,
+            doc_length=model.doc_length,
             batch_size=cfg.evaluation.batch_size,
             metrics=list(cfg.evaluation.metrics),
             cache_dir=cfg.paths.cache_dir,
@@ -300,7 +298,6 @@ def main(cfg: DictConfig) -> float | None:
     Optuna), else None.
     """
     os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         results = run(cfg)
     except Exception as error:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from colcompress.compressors.base import Compressed, Compressor, NoCompression
 from colcompress.models.backbone import load_backbone
 from colcompress.models.encoder import Encoder
+from colcompress.models.formats import Pretrained, check_format, read_pretrained
 from colcompress.models.scoring import maxsim, maxsim_pairwise
 
 NORMALIZATIONS = ("l2", "clip")
@@ -52,23 +53,34 @@ class ColBERT(nn.Module):
     Parameters
     ----------
     backbone : str
-        ``"minilm"`` (embedded all-MiniLM-L6-v2), a HF id or a local path.
+        ``"minilm"`` (embedded all-MiniLM-L6-v2), a HF id or a local path: a
+        transformers encoder (``format="hf"``) or a checkpoint in ``format``.
     compressor : Compressor or None
         None means plain ColBERT (every token vector is kept).
+    format : {"hf", "stanford", "pylate"}
+        ``hf``: a transformers encoder with a new projection and the settings below.
+        ``stanford`` / ``pylate``: a ColBERT checkpoint loaded as it is (see
+        :mod:`colcompress.models.formats`): its projection, markers, lengths, query
+        augmentation and skiplist; a setting below left None takes the checkpoint's,
+        a given one overrides it.
     dim : int or None
         Projection dimension; None keeps the backbone's hidden size (identity-
-        initialised projection).
-    query_length, doc_length : int
-        Token budgets of the tokenizer (queries are padded/truncated to
-        ``query_length`` when augmentation is on).
-    query_augmentation : bool
+        initialised projection), or the checkpoint's projection.
+    query_length, doc_length : int or None
+        Token budgets of the tokenizer, markers included (queries are padded to
+        ``query_length`` when augmentation is on). None: 32 and 300 with ``hf``.
+    query_augmentation : bool or None
         ColBERT query augmentation: pad queries with [MASK] tokens to
-        ``query_length``; they are scored but not attended to.
+        ``query_length``; they are all scored. None: off with ``hf``.
+    attend_to_augmentation : bool or None
+        Whether the encoder attends to the [MASK] tokens (colbert-ai's
+        ``attend_to_mask_tokens``, PyLate's ``attend_to_expansion_tokens``).
     query_marker, doc_marker : str or None
         Tokens inserted after [CLS] to mark queries and documents (ColBERT uses
-        ``[unused0]``/``[unused1]``); None inserts nothing.
-    skip_punctuation : bool
-        Drop document vectors of punctuation tokens (ColBERT's skiplist).
+        ``[unused0]``/``[unused1]``); ``""`` inserts nothing (so does None with ``hf``).
+    skip_punctuation : bool or None
+        Drop document vectors of punctuation tokens (ColBERT's skiplist; a
+        checkpoint's own skiplist). None: on with ``hf``.
     normalize : {"l2", "clip"}
         ``l2``: unit-norm vectors (ColBERT). ``clip``: rescale to norm <= 1
         (ColBERT_P, for lossless pruning).
@@ -80,20 +92,23 @@ class ColBERT(nn.Module):
         share of a CPU training step (it draws ``B * heads * N * N`` random
         numbers per layer).
     random_config : dict or None
-        Build an untrained backbone from its config with these overrides (tests).
+        Build an untrained backbone from its config with these overrides (tests;
+        ``hf`` only).
     """
 
     def __init__(
         self,
         backbone: str = "minilm",
         compressor: Compressor | None = None,
+        format: str = "hf",
         dim: int | None = 128,
-        query_length: int = 32,
-        doc_length: int = 300,
-        query_augmentation: bool = False,
+        query_length: int | None = None,
+        doc_length: int | None = None,
+        query_augmentation: bool | None = None,
+        attend_to_augmentation: bool | None = None,
         query_marker: str | None = None,
         doc_marker: str | None = None,
-        skip_punctuation: bool = True,
+        skip_punctuation: bool | None = None,
         normalize: str = "l2",
         scoring: str = "maxsim",
         dropout: float | None = None,
@@ -104,29 +119,77 @@ class ColBERT(nn.Module):
             raise ValueError(f"model.normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         if scoring not in SCORINGS:
             raise ValueError(f"model.scoring must be one of {SCORINGS}, got {scoring!r}")
+        check_format(format)
+        self.format = format
         self.compressor = compressor if compressor is not None else NoCompression()
-        model, self.tokenizer = load_backbone(backbone, random_config, dropout)
+        pretrained = None
+        if format == "hf":
+            model, self.tokenizer = load_backbone(backbone, random_config, dropout)
+        else:
+            if random_config is not None:
+                raise ValueError(f"model.random_config applies to model.format=hf, not {format}")
+            pretrained = read_pretrained(format, backbone)
+            model, self.tokenizer = load_backbone(str(pretrained.backbone), None, dropout)
+            _add_tokens(model, self.tokenizer, pretrained.added_tokens)
         self.encoder = Encoder(model, record_attention=self.compressor.needs_attention)
         hidden = self.encoder.hidden_size
-        self.dim = dim or hidden
-        self.projection = nn.Linear(hidden, self.dim, bias=False)
-        if dim is None:
-            nn.init.eye_(self.projection.weight)
-        self.query_length = query_length
-        self.doc_length = doc_length
-        self.query_augmentation = query_augmentation
-        self.query_marker_id = self._token_id(query_marker, "model.query_marker")
-        self.doc_marker_id = self._token_id(doc_marker, "model.doc_marker")
+        self.projection = self._projection(hidden, dim, pretrained)
+        self.dim = self.projection.out_features
+
+        def setting(value: Any, name: str, default: Any) -> Any:
+            if value is not None:
+                return value
+            return getattr(pretrained, name) if pretrained is not None else default
+
+        self.query_length = int(setting(query_length, "query_length", 32))
+        self.doc_length = int(setting(doc_length, "doc_length", 300))
+        self.query_augmentation = bool(setting(query_augmentation, "query_augmentation", False))
+        self.attend_to_augmentation = bool(
+            setting(attend_to_augmentation, "attend_to_augmentation", False)
+        )
+        self.query_marker_id = self._token_id(
+            setting(query_marker, "query_marker", None), "model.query_marker"
+        )
+        self.doc_marker_id = self._token_id(
+            setting(doc_marker, "doc_marker", None), "model.doc_marker"
+        )
+        self.prompt = pretrained.prompt if pretrained is not None else ""
+        self.strip = pretrained is not None and pretrained.strip
+        self.lowercase = pretrained is not None and pretrained.lowercase
         self.normalize = normalize
         self.relu = scoring == "maxsim_relu"
-        self.skip_ids = (
-            torch.tensor(sorted(self._punctuation_ids()), dtype=torch.long)
-            if skip_punctuation
-            else torch.empty(0, dtype=torch.long)
-        )
+        if skip_punctuation is False:
+            skip: set[int] = set()
+        elif pretrained is not None:
+            skip = self._skiplist_ids(pretrained.skiplist, pretrained.skiplist_by)
+        else:
+            skip = self._punctuation_ids()
+        self.skip_ids = torch.tensor(sorted(skip), dtype=torch.long)
+
+    @staticmethod
+    def _projection(hidden: int, dim: int | None, pretrained: Pretrained | None) -> nn.Linear:
+        if pretrained is None:
+            projection = nn.Linear(hidden, dim or hidden, bias=False)
+            if dim is None:
+                nn.init.eye_(projection.weight)
+            return projection
+        if pretrained.hidden_size != hidden:
+            raise ValueError(
+                f"{pretrained.folder}: the projection takes {pretrained.hidden_size}-d states "
+                f"but the encoder's hidden size is {hidden}"
+            )
+        if dim is not None and dim != pretrained.dim:
+            raise ValueError(
+                f"model.dim={dim} but {pretrained.folder} projects to {pretrained.dim}: "
+                "set model.dim=null to use the checkpoint's projection"
+            )
+        projection = nn.Linear(hidden, pretrained.dim, bias=False)
+        with torch.no_grad():
+            projection.weight.copy_(pretrained.projection)
+        return projection
 
     def _token_id(self, token: str | None, option: str) -> int | None:
-        if token is None:
+        if not token:
             return None
         token_id = self.tokenizer.convert_tokens_to_ids(token)
         if token_id is None or token_id == self.tokenizer.unk_token_id:
@@ -134,6 +197,13 @@ class ColBERT(nn.Module):
                 f"{option}={token!r} is not a single token of the backbone's vocabulary"
             )
         return int(token_id)
+
+    def _skiplist_ids(self, words: tuple[str, ...], by: str) -> set[int]:
+        """Token ids of skiplist words, as the checkpoint's library computes them."""
+        if by == "vocabulary":
+            return {int(self.tokenizer.convert_tokens_to_ids(word)) for word in words}
+        ids = (self.tokenizer.encode(word, add_special_tokens=False) for word in words)
+        return {int(token_ids[0]) for token_ids in ids if token_ids}
 
     def _punctuation_ids(self) -> set[int]:
         ids = set()
@@ -144,12 +214,21 @@ class ColBERT(nn.Module):
         return ids
 
     # ----------------------------------------------------------------- tokenize
+    def _prepare(self, texts: list[str]) -> list[str]:
+        """Texts as the checkpoint's library hands them to its tokenizer."""
+        texts = [self.prompt + text for text in texts]
+        if self.strip:
+            texts = [text.strip() for text in texts]
+        if self.lowercase:
+            texts = [text.lower() for text in texts]
+        return texts
+
     def _tokenize(
         self, texts: list[str], length: int, marker: int | None, pad_to_length: bool = False
     ) -> Tokenized:
         room = length - (marker is not None)
         enc = self.tokenizer(
-            list(texts),
+            self._prepare(texts),
             max_length=room,
             truncation=True,
             padding="max_length" if pad_to_length else "longest",
@@ -163,7 +242,8 @@ class ColBERT(nn.Module):
         return Tokenized(ids, attention, attention.bool())
 
     def tokenize_queries(self, texts: list[str]) -> Tokenized:
-        """Tokenise queries (with [MASK] augmentation when configured)."""
+        """Tokenise queries (with [MASK] augmentation when configured: every [MASK]
+        is scored, and attended to only with ``attend_to_augmentation``)."""
         tok = self._tokenize(
             texts, self.query_length, self.query_marker_id, self.query_augmentation
         )
@@ -171,7 +251,10 @@ class ColBERT(nn.Module):
             return tok
         pad = tok.input_ids == self.tokenizer.pad_token_id
         ids = tok.input_ids.masked_fill(pad, self.tokenizer.mask_token_id)
-        return Tokenized(ids, tok.attention_mask, torch.ones_like(tok.mask))
+        attention = tok.attention_mask
+        if self.attend_to_augmentation:
+            attention = torch.ones_like(attention)
+        return Tokenized(ids, attention, torch.ones_like(tok.mask))
 
     def tokenize_documents(self, texts: list[str], length: int | None = None) -> Tokenized:
         """Tokenise documents (to ``length`` tokens, default ``doc_length``), masking
@@ -284,3 +367,13 @@ class ColBERT(nn.Module):
     def score_pairs(self, queries: Compressed, docs: Compressed) -> Tensor:
         """Aligned scores ``[B]``: query b against document b."""
         return maxsim_pairwise(queries.vectors, queries.mask, docs.vectors, docs.mask, self.relu)
+
+
+def _add_tokens(model: nn.Module, tokenizer: Any, tokens: tuple[str, ...]) -> None:
+    """Add ``tokens`` to the tokenizer (those it lacks) and grow the input embeddings
+    to match, as PyLate does with its prefixes."""
+    if not tokens:
+        return
+    tokenizer.add_tokens(list(tokens))
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))

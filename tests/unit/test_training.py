@@ -169,13 +169,16 @@ def _teacher_cfg(ckpt: str | None, zero_shot: bool):
 
 
 def test_zero_shot_teacher_is_the_multivector_baseline_model():
-    assert _teacher(_teacher_cfg(None, False)) is None
-    teacher = _teacher(_teacher_cfg(None, True))
+    student = ColBERT(random_config=TINY, dim=16, query_length=24, doc_length=40)
+    assert _teacher(_teacher_cfg(None, False), student) is None
+    teacher = _teacher(_teacher_cfg(None, True), student)
     assert teacher.dim == teacher.encoder.hidden_size == 384
     torch.testing.assert_close(teacher.projection.weight, torch.eye(384))
     assert not teacher.query_augmentation and teacher.skip_ids.numel() == 0
+    # the student's lengths (a checkpoint format's come from the checkpoint)
+    assert (teacher.query_length, teacher.doc_length) == (24, 40)
     with pytest.raises(ValueError, match="teacher_ckpt and training.teacher_zero_shot"):
-        _teacher(_teacher_cfg("some.ckpt", True))
+        _teacher(_teacher_cfg("some.ckpt", True), student)
 
 
 def test_a_loss_is_required():

@@ -21,7 +21,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from colcompress.data.beir import BeirData, DataFormatError, load_beir_splits, slice_beir
+from colcompress.data.beir import (
+    BeirData,
+    DataFormatError,
+    load_beir_splits,
+    read_lines,
+    slice_beir,
+)
 from colcompress.data.download import ensure_beir
 from colcompress.data.negatives import mine_negatives
 
@@ -122,47 +128,46 @@ def read_teacher_scores(
     is_jsonl = path.suffix.lower() in (".jsonl", ".json")
     scores: dict[str, dict[str, float]] = {}
     first_line: dict[tuple[str, str], int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            if is_jsonl:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise _teacher_error(path, lineno, f"invalid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict) or not {"qid", "docid", "score"} <= obj.keys():
-                    raise _teacher_error(
-                        path, lineno, 'expected an object with "qid", "docid" and "score"'
-                    )
-                raw = (obj["qid"], obj["docid"], obj["score"])
-            else:
-                cols = line.rstrip("\r\n").split("\t")
-                if len(cols) != 3:
-                    raise _teacher_error(
-                        path,
-                        lineno,
-                        f"expected 3 tab-separated columns (qid, docid, score), got {len(cols)}",
-                    )
-                if lineno == 1:
-                    try:
-                        float(cols[2])
-                    except ValueError:
-                        continue  # header
-                raw = tuple(cols)
-            qid = _teacher_id(path, lineno, raw[0], "qid")
-            docid = _teacher_id(path, lineno, raw[1], "docid")
-            score = _teacher_score(path, lineno, raw[2])
-            if corpus is not None and docid not in corpus:
-                raise _teacher_error(path, lineno, f"docid {docid!r} is not in the corpus")
-            if (qid, docid) in first_line:
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        if is_jsonl:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise _teacher_error(path, lineno, f"invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not {"qid", "docid", "score"} <= obj.keys():
+                raise _teacher_error(
+                    path, lineno, 'expected an object with "qid", "docid" and "score"'
+                )
+            raw = (obj["qid"], obj["docid"], obj["score"])
+        else:
+            cols = line.rstrip("\r\n").split("\t")
+            if len(cols) != 3:
                 raise _teacher_error(
                     path,
                     lineno,
-                    f"duplicate pair ({qid!r}, {docid!r}), first on line {first_line[qid, docid]}",
+                    f"expected 3 tab-separated columns (qid, docid, score), got {len(cols)}",
                 )
-            first_line[qid, docid] = lineno
-            scores.setdefault(qid, {})[docid] = score
+            if lineno == 1:
+                try:
+                    float(cols[2])
+                except ValueError:
+                    continue  # header
+            raw = tuple(cols)
+        qid = _teacher_id(path, lineno, raw[0], "qid")
+        docid = _teacher_id(path, lineno, raw[1], "docid")
+        score = _teacher_score(path, lineno, raw[2])
+        if corpus is not None and docid not in corpus:
+            raise _teacher_error(path, lineno, f"docid {docid!r} is not in the corpus")
+        if (qid, docid) in first_line:
+            raise _teacher_error(
+                path,
+                lineno,
+                f"duplicate pair ({qid!r}, {docid!r}), first on line {first_line[qid, docid]}",
+            )
+        first_line[qid, docid] = lineno
+        scores.setdefault(qid, {})[docid] = score
     return scores
 
 

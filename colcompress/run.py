@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 import traceback
 from functools import partial
 from typing import Any
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from transformers import AutoConfig
 
 import colcompress.resolvers  # noqa: F401  (registers ${cwd:} and ${first:...})
+from colcompress.atomic import remove_stale_temporaries
 from colcompress.checkpoint import load_model_weights, model_config
 from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines, zero_shot_model
@@ -36,6 +38,9 @@ from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
 
 log = logging.getLogger(__name__)
+
+# A temporary file untouched for this long before a run starts was left by a killed run.
+STALE_AFTER_S = 3600.0
 
 TRAINING_ARGS = (
     "lr",
@@ -135,6 +140,10 @@ def _check_launch(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one configured job and return the contents of its ``results.json``."""
     _check_launch(cfg)
+    paths = cfg.paths
+    remove_stale_temporaries(
+        [paths.log_dir, paths.cache_dir, paths.data_dir], older_than=time.time() - STALE_AFTER_S
+    )
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
     datamodule = instantiate(cfg.dataset)

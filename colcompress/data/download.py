@@ -11,12 +11,13 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+
+from colcompress.atomic import make_temp_dir, make_temp_file
 
 __all__ = [
     "BEIR_URL",
@@ -69,16 +70,16 @@ def _verify(path: Path, md5: str | None, source: str) -> None:
 
 def _download(url: str, dest_dir: Path, name: str, timeout: float) -> Path:
     """Stream ``url`` into a new temporary file in ``dest_dir`` and return its path."""
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".zip.part")
+    tmp = make_temp_file(dest_dir, prefix=f".{name}.", suffix=".zip.part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             shutil.copyfileobj(resp, out, _CHUNK)
     except BaseException as exc:
         os.unlink(tmp)
         if isinstance(exc, (urllib.error.URLError, OSError)):
             raise DownloadError(f"downloading {url} failed: {exc}") from exc
         raise
-    return Path(tmp)
+    return tmp
 
 
 def _check_members(archive: zipfile.ZipFile, target: Path, source: str) -> None:
@@ -128,8 +129,8 @@ def _dataset_root(extracted: Path, name: str, source: str) -> Path:
 
 def _install(zip_path: Path, target: Path, name: str, source: str, max_bytes: int) -> None:
     """Extract ``zip_path`` next to ``target`` and rename the dataset into place."""
-    tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}.", suffix=".extract"))
-    extracted = tmp_dir / "archive"  # made by mkdir: usual permissions, unlike tmp_dir (0700)
+    tmp_dir = make_temp_dir(target.parent, prefix=f".{name}.", suffix=".extract")
+    extracted = tmp_dir / "archive"
     try:
         extracted.mkdir()
         try:

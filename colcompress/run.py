@@ -36,6 +36,7 @@ from colcompress.models.backbone import resolve_backbone
 from colcompress.models.colbert import ColBERT
 from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
+from colcompress.validation import validate_config
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ def _check_launch(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one configured job and return the contents of its ``results.json``."""
     _check_launch(cfg)
+    validate_config(cfg)
     paths = cfg.paths
     remove_stale_temporaries(
         [paths.log_dir, paths.cache_dir, paths.data_dir], older_than=time.time() - STALE_AFTER_S

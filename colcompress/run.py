@@ -216,7 +216,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             callbacks=callbacks + ([evaluator] if cfg.evaluate else []),
             enable_checkpointing=bool(callbacks),
         )
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     elif cfg.evaluate:
         evaluator.run(model, loggers)
     results = evaluator.results or {}

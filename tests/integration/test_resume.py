@@ -9,7 +9,14 @@ import torch
 
 from tests.integration.helpers import colcompress
 
-COMMON = ("debug=default", "trainer.max_steps=4", "evaluate=false", "logger=none")
+# backbone dropout on: the resumed run must also draw the same dropout masks
+COMMON = (
+    "debug=default",
+    "model.dropout=0.1",
+    "trainer.max_steps=4",
+    "evaluate=false",
+    "logger=none",
+)
 
 
 def _state(path: Path) -> dict:

@@ -288,6 +288,14 @@ class EpochShuffleSampler(Sampler):
     num_replicas, rank : int or None
         The data-parallel world size and this process's rank; default from
         ``torch.distributed`` when it is initialised, else 1 and 0.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch whose permutation the next iteration draws.
+    start : int
+        Position in this replica's share where the next iteration starts (set by
+        :meth:`resume`, back to 0 once iterated).
     """
 
     def __init__(

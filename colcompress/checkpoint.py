@@ -1,7 +1,12 @@
-"""Rebuild a model from a colcompress checkpoint (for teachers and post-hoc evaluation)."""
+"""Rebuild a model from a colcompress checkpoint (for teachers and post-hoc evaluation).
+
+Checkpoints are read with ``torch.load(weights_only=True)``: only tensors and plain
+containers are unpickled, so a crafted file cannot run code while it is read.
+"""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,40 @@ import torch
 from colcompress.models.colbert import ColBERT
 
 PREFIX = "model."
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint holds objects that ``torch.load(weights_only=True)`` refuses."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (tensors and plain containers only).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a file.
+    UnsafeCheckpointError
+        The file pickles other objects (code could run while loading it); the
+        message names the file and what torch refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "unsupported" in line.lower()), lines[0])
+        raise UnsafeCheckpointError(
+            f"{path}: refused to load: it holds objects other than tensors and plain "
+            f"containers ({reason}). colcompress checkpoints load with "
+            "torch.load(weights_only=True); this file was not written by colcompress "
+            "or has been tampered with"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} is not a Lightning checkpoint (a {type(checkpoint).__name__})")
+    return checkpoint
 
 
 def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) -> ColBERT:
@@ -28,9 +67,7 @@ def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) ->
         Require every encoder/projection weight to be present and to match.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path)
     if "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
     state = {
@@ -54,7 +91,7 @@ def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) ->
 
 def model_config(path: str | Path) -> dict[str, Any]:
     """The model config stored in a colcompress checkpoint."""
-    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path)
     if "colcompress_model_config" not in checkpoint:
         raise ValueError(f"{path} carries no colcompress model config")
     return checkpoint["colcompress_model_config"]

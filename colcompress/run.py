@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 import traceback
 from functools import partial
 from typing import Any
@@ -23,6 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import colcompress.resolvers  # noqa: F401  (registers ${cwd:} and ${first:...})
+from colcompress.atomic import remove_stale_temporaries
 from colcompress.checkpoint import load_model_weights, model_config
 from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines, zero_shot_model
@@ -34,8 +36,12 @@ from colcompress.models.colbert import ColBERT
 from colcompress.models.formats import model_sizes
 from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
+from colcompress.validation import validate_config
 
 log = logging.getLogger(__name__)
+
+# A temporary file untouched for this long before a run starts was left by a killed run.
+STALE_AFTER_S = 3600.0
 
 TRAINING_ARGS = (
     "lr",
@@ -133,6 +139,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one configured job and return the contents of its ``results.json``."""
     _check_launch(cfg)
     set_offline(cfg.hub_offline)
+    validate_config(cfg)
+    paths = cfg.paths
+    remove_stale_temporaries(
+        [paths.log_dir, paths.cache_dir, paths.data_dir], older_than=time.time() - STALE_AFTER_S
+    )
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
     datamodule = instantiate(cfg.dataset)
@@ -203,7 +214,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             callbacks=callbacks + ([evaluator] if cfg.evaluate else []),
             enable_checkpointing=bool(callbacks),
         )
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     elif cfg.evaluate:
         evaluator.run(model, loggers)
     results = evaluator.results or {}

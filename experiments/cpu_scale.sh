@@ -90,9 +90,11 @@ LOSSLESS_LP=$OUT/lossless_lp_nfcorpus/0/checkpoints/last.ckpt
 # the norm model unpruned (threshold 0) and pruned harder; the LP model with the
 # paper's SVD-reduced LP (evaluation only)
 stage lossless_norm_sweep experiment=lossless compressor=lossless_norm train=false \
-  "init_from=$LOSSLESS_NORM" compressor.norm_threshold=0.0,0.3
+  "init_from=$LOSSLESS_NORM" compressor.norm_threshold=0.0,0.3 \
+  "checkpoint_overrides=[compressor.norm_threshold]"
 stage lossless_lp_svd experiment=lossless compressor=lossless_lp dataset=nfcorpus train=false \
-  "init_from=$LOSSLESS_LP" compressor.strategy=lp_svd compressor.svd_threshold=0.7
+  "init_from=$LOSSLESS_LP" compressor.strategy=lp_svd compressor.svd_threshold=0.7 \
+  "checkpoint_overrides=[compressor.strategy]"
 
 # 5. Table 9: AGC ablation (the full model is beir_table's agc)
 stage agc_ablation experiment=agc_ablation ablation=no_weight,no_select,no_cluster

@@ -1,15 +1,20 @@
 """BEIR-format collections: loading with precise errors, and reproducible slices.
 
 A BEIR dataset directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``),
-``queries.jsonl`` (``_id``, ``text``) and ``qrels/<split>.tsv`` (a
-``query-id<TAB>corpus-id<TAB>score`` header, then one judgement a line).
+``queries.jsonl`` (``_id``, ``text``) and ``qrels/<split>.tsv``: one
+``query-id<TAB>corpus-id<TAB>score`` judgement a line, integer scores (``1.0`` reads
+as 1). A first line whose score column is not a number is a header and skipped; a
+first line with a numeric score is a judgement. Files are UTF-8; a line that is not
+raises :class:`DataFormatError` naming the file and line.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +23,7 @@ __all__ = [
     "DataFormatError",
     "Doc",
     "available_splits",
+    "read_lines",
     "load_beir",
     "load_beir_splits",
     "slice_beir",
@@ -84,24 +90,45 @@ def _error(path: Path, line: int | None, message: str) -> DataFormatError:
     return DataFormatError(f"{where}: {message}")
 
 
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(1-based line number, line)`` of a UTF-8 text file, line ends kept.
+
+    Raises
+    ------
+    DataFormatError
+        A line is not valid UTF-8; the message names the file, the line and the
+        byte offset within it.
+    """
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _error(
+                    path,
+                    lineno,
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "expected a UTF-8 text file",
+                ) from None
+
+
 def _read_jsonl_records(path: Path, kind: str) -> list[tuple[int, dict]]:
     """Parse a JSONL file into ``(1-based line, object)`` pairs, skipping blank lines."""
     if not path.is_file():
         raise _error(path, None, f"missing {kind} file (expected a BEIR {path.name})")
     records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _error(
-                    path, lineno, f"invalid JSON ({exc.msg}); expected one object a line"
-                ) from None
-            if not isinstance(obj, dict):
-                raise _error(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-            records.append((lineno, obj))
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _error(
+                path, lineno, f"invalid JSON ({exc.msg}); expected one object a line"
+            ) from None
+        if not isinstance(obj, dict):
+            raise _error(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+        records.append((lineno, obj))
     return records
 
 
@@ -158,6 +185,26 @@ def available_splits(path: str | Path) -> list[str]:
     return sorted(p.stem for p in qrels_dir.glob("*.tsv") if p.is_file())
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _integer_score(path: Path, lineno: int, raw: str) -> int:
+    """A qrels score: an integer, or a number with an integer value (``"1.0"``)."""
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    value = float(raw) if _is_number(raw) else math.nan
+    if not value.is_integer():
+        raise _error(path, lineno, f"score must be an integer, got {raw!r}")
+    return int(value)
+
+
 def _read_qrels(
     path: Path,
     corpus: dict[str, Doc],
@@ -167,53 +214,52 @@ def _read_qrels(
     qrels: dict[str, dict[str, int]] = {}
     first_line: dict[tuple[str, str], int] = {}
     dropped = 0
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
+    first = True
+    for lineno, line in read_lines(path):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != 3:
+            raise _error(
+                path,
+                lineno,
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}",
+            )
+        qid, docid, raw_score = cols
+        if first and not _is_number(raw_score):  # a header: its score column is a name
+            first = False
+            continue
+        first = False
+        score = _integer_score(path, lineno, raw_score)
+        unknown = []
+        if qid not in queries:
+            unknown.append(f"query id {qid!r} is not in queries.jsonl")
+        if docid not in corpus:
+            unknown.append(f"corpus id {docid!r} is not in corpus.jsonl")
+        if unknown:
+            if allow_unknown_ids:
+                dropped += 1
                 continue
-            cols = line.split("\t")
-            if len(cols) != 3:
+            raise _error(
+                path,
+                lineno,
+                "; ".join(unknown) + " (to drop such rows with a warning, override "
+                "dataset.allow_unknown_ids=true; in Python, allow_unknown_ids=True)",
+            )
+        key = (qid, docid)
+        previous = qrels.get(qid, {}).get(docid)
+        if previous is not None:
+            if previous != score:
                 raise _error(
                     path,
                     lineno,
-                    f"expected 3 tab-separated columns (query-id, corpus-id, score), "
-                    f"got {len(cols)}",
+                    f"conflicting judgement {score} for ({qid!r}, {docid!r}), "
+                    f"line {first_line[key]} says {previous}",
                 )
-            qid, docid, raw_score = cols
-            try:
-                score = int(raw_score)
-            except ValueError:
-                if lineno == 1:  # the header line
-                    continue
-                raise _error(path, lineno, f"score must be an integer, got {raw_score!r}") from None
-            unknown = []
-            if qid not in queries:
-                unknown.append(f"query id {qid!r} is not in queries.jsonl")
-            if docid not in corpus:
-                unknown.append(f"corpus id {docid!r} is not in corpus.jsonl")
-            if unknown:
-                if allow_unknown_ids:
-                    dropped += 1
-                    continue
-                raise _error(
-                    path,
-                    lineno,
-                    "; ".join(unknown) + " (pass allow_unknown_ids=True to drop such rows)",
-                )
-            key = (qid, docid)
-            previous = qrels.get(qid, {}).get(docid)
-            if previous is not None:
-                if previous != score:
-                    raise _error(
-                        path,
-                        lineno,
-                        f"conflicting judgement {score} for ({qid!r}, {docid!r}), "
-                        f"line {first_line[key]} says {previous}",
-                    )
-                continue
-            first_line[key] = lineno
-            qrels.setdefault(qid, {})[docid] = score
+            continue
+        first_line[key] = lineno
+        qrels.setdefault(qid, {})[docid] = score
     if not qrels:
         note = f" ({dropped} rows with unknown ids dropped)" if dropped else ""
         raise _error(path, None, f"no judgements{note}; expected at least one qrels row")

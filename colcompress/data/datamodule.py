@@ -4,6 +4,10 @@ Training examples are built once in :meth:`RetrievalDataModule.setup`; negatives
 sampled per epoch from a generator keyed on ``(seed, epoch, example)``, and the epoch
 travels with each index drawn by :class:`EpochShuffleSampler`, so sampling is
 reproducible with any number of dataloader workers.
+
+Resuming is exact: the training loader (:class:`ResumableDataLoader`) saves its epoch
+and the batches trained on so far in Lightning checkpoints, and a resumed run goes
+on with the next batch of the same permutation.
 """
 
 from __future__ import annotations
@@ -21,12 +25,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from colcompress.data.beir import BeirData, DataFormatError, load_beir_splits, slice_beir
+from colcompress.data.beir import (
+    BeirData,
+    DataFormatError,
+    load_beir_splits,
+    read_lines,
+    slice_beir,
+)
 from colcompress.data.download import ensure_beir
 from colcompress.data.negatives import mine_negatives
 
 __all__ = [
     "EpochShuffleSampler",
+    "ResumableDataLoader",
     "RetrievalDataModule",
     "TrainDataset",
     "TrainExample",
@@ -122,47 +133,46 @@ def read_teacher_scores(
     is_jsonl = path.suffix.lower() in (".jsonl", ".json")
     scores: dict[str, dict[str, float]] = {}
     first_line: dict[tuple[str, str], int] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            if is_jsonl:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise _teacher_error(path, lineno, f"invalid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict) or not {"qid", "docid", "score"} <= obj.keys():
-                    raise _teacher_error(
-                        path, lineno, 'expected an object with "qid", "docid" and "score"'
-                    )
-                raw = (obj["qid"], obj["docid"], obj["score"])
-            else:
-                cols = line.rstrip("\r\n").split("\t")
-                if len(cols) != 3:
-                    raise _teacher_error(
-                        path,
-                        lineno,
-                        f"expected 3 tab-separated columns (qid, docid, score), got {len(cols)}",
-                    )
-                if lineno == 1:
-                    try:
-                        float(cols[2])
-                    except ValueError:
-                        continue  # header
-                raw = tuple(cols)
-            qid = _teacher_id(path, lineno, raw[0], "qid")
-            docid = _teacher_id(path, lineno, raw[1], "docid")
-            score = _teacher_score(path, lineno, raw[2])
-            if corpus is not None and docid not in corpus:
-                raise _teacher_error(path, lineno, f"docid {docid!r} is not in the corpus")
-            if (qid, docid) in first_line:
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        if is_jsonl:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise _teacher_error(path, lineno, f"invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not {"qid", "docid", "score"} <= obj.keys():
+                raise _teacher_error(
+                    path, lineno, 'expected an object with "qid", "docid" and "score"'
+                )
+            raw = (obj["qid"], obj["docid"], obj["score"])
+        else:
+            cols = line.rstrip("\r\n").split("\t")
+            if len(cols) != 3:
                 raise _teacher_error(
                     path,
                     lineno,
-                    f"duplicate pair ({qid!r}, {docid!r}), first on line {first_line[qid, docid]}",
+                    f"expected 3 tab-separated columns (qid, docid, score), got {len(cols)}",
                 )
-            first_line[qid, docid] = lineno
-            scores.setdefault(qid, {})[docid] = score
+            if lineno == 1:
+                try:
+                    float(cols[2])
+                except ValueError:
+                    continue  # header
+            raw = tuple(cols)
+        qid = _teacher_id(path, lineno, raw[0], "qid")
+        docid = _teacher_id(path, lineno, raw[1], "docid")
+        score = _teacher_score(path, lineno, raw[2])
+        if corpus is not None and docid not in corpus:
+            raise _teacher_error(path, lineno, f"docid {docid!r} is not in the corpus")
+        if (qid, docid) in first_line:
+            raise _teacher_error(
+                path,
+                lineno,
+                f"duplicate pair ({qid!r}, {docid!r}), first on line {first_line[qid, docid]}",
+            )
+        first_line[qid, docid] = lineno
+        scores.setdefault(qid, {})[docid] = score
     return scores
 
 
@@ -278,6 +288,14 @@ class EpochShuffleSampler(Sampler):
     num_replicas, rank : int or None
         The data-parallel world size and this process's rank; default from
         ``torch.distributed`` when it is initialised, else 1 and 0.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch whose permutation the next iteration draws.
+    start : int
+        Position in this replica's share where the next iteration starts (set by
+        :meth:`resume`, back to 0 once iterated).
     """
 
     def __init__(
@@ -295,10 +313,23 @@ class EpochShuffleSampler(Sampler):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self.start = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (Lightning calls this at the start of each epoch)."""
+        if epoch != self.epoch:
+            self.start = 0
         self.epoch = epoch
+
+    def resume(self, epoch: int, position: int) -> None:
+        """Make the next iteration start at ``position`` of epoch ``epoch``'s order.
+
+        A position at or past the end of the epoch resumes at the start of the next.
+        """
+        if position < 0:
+            raise ValueError(f"EpochShuffleSampler.resume: position {position} < 0")
+        epoch, position = (epoch + 1, 0) if position >= len(self) else (epoch, position)
+        self.epoch, self.start = epoch, position
 
     def __len__(self) -> int:
         return math.ceil(self.length / self.num_replicas)
@@ -307,7 +338,75 @@ class EpochShuffleSampler(Sampler):
         order = np.random.default_rng((self.seed, self.epoch)).permutation(self.length)
         total = len(self) * self.num_replicas
         order = np.resize(order, total)  # repeats the first indices as padding
-        return iter([(int(i), self.epoch) for i in order[self.rank :: self.num_replicas]])
+        shard = order[self.rank :: self.num_replicas][self.start :]
+        self.start = 0  # a resumed position applies to one iteration
+        return iter([(int(i), self.epoch) for i in shard])
+
+
+class ResumableDataLoader(DataLoader):
+    """A training ``DataLoader`` over an :class:`EpochShuffleSampler` that resumes mid-epoch.
+
+    Lightning stores the ``state_dict()`` of a training loader that has one in every
+    checkpoint and hands it to ``load_state_dict()`` when training resumes. The
+    position is counted in batches *trained on*, through :meth:`batch_taken` (called
+    by :meth:`RetrievalDataModule.on_before_batch_transfer`), not in batches drawn:
+    Lightning prefetches the next batch before the current one is trained on.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    sampler : EpochShuffleSampler
+    **kwargs
+        Other ``DataLoader`` arguments (``batch_size``, ``collate_fn``, ...).
+    """
+
+    def __init__(self, dataset: Dataset, sampler: EpochShuffleSampler, **kwargs: Any) -> None:
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.taken = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        self.taken = math.ceil(self.sampler.start / self.batch_size)
+        return super().__iter__()
+
+    def batch_taken(self) -> None:
+        """Count one batch of the current epoch as trained on."""
+        self.taken += 1
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch, the examples of this replica's share trained on, and the sampling setup."""
+        return {
+            "epoch": self.sampler.epoch,
+            "position": self.taken * self.batch_size,
+            "length": self.sampler.length,
+            "seed": self.sampler.seed,
+            "num_replicas": self.sampler.num_replicas,
+            "batch_size": self.batch_size,
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at the saved position; refuse a state from another sampling setup.
+
+        Raises
+        ------
+        ValueError
+            The checkpoint was trained with another dataset size, seed, number of
+            data-parallel replicas or batch size (an exact resume is impossible); the
+            message names both values.
+        """
+        mine = self.state_dict()
+        differ = [
+            f"{key} {state[key]} in the checkpoint, {mine[key]} now"
+            for key in ("length", "seed", "num_replicas", "batch_size")
+            if state.get(key) != mine[key]
+        ]
+        if differ:
+            raise ValueError(
+                "cannot resume the training data where the checkpoint stopped: "
+                + "; ".join(differ)
+                + " (length: training examples; seed: seed / dataset.seed; num_replicas: "
+                "devices; batch_size: dataset.batch_size)"
+            )
+        self.sampler.resume(state["epoch"], state["position"])
 
 
 class RetrievalDataModule(lightning.LightningDataModule):
@@ -410,6 +509,7 @@ class RetrievalDataModule(lightning.LightningDataModule):
         self.train_data: BeirData | None = None
         self.eval_data: BeirData | None = None
         self.train_dataset: TrainDataset | None = None
+        self._train_loader: ResumableDataLoader | None = None
 
     @property
     def dataset_dir(self) -> Path:
@@ -505,14 +605,21 @@ class RetrievalDataModule(lightning.LightningDataModule):
             )
         return TrainDataset(data, pairs, self.num_negatives, self.seed, teacher)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
         """Batches of ``collate_fn(list of TrainExample)``, reshuffled every epoch."""
         if self.train_dataset is None:
             raise RuntimeError("call setup('fit') (with a train_split) before train_dataloader()")
-        return DataLoader(
+        self._train_loader = ResumableDataLoader(
             self.train_dataset,
-            batch_size=self.batch_size,
             sampler=EpochShuffleSampler(len(self.train_dataset), self.seed),
+            batch_size=self.batch_size,
             collate_fn=self.collate_fn,
             num_workers=self.num_workers,
         )
+        return self._train_loader
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Count each training batch as it goes to the model (see :class:`ResumableDataLoader`)."""
+        if self._train_loader is not None and self.trainer is not None and self.trainer.training:
+            self._train_loader.batch_taken()
+        return batch

@@ -11,17 +11,20 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from colcompress.atomic import make_temp_dir, make_temp_file
+
 __all__ = [
     "BEIR_URL",
     "ChecksumError",
     "DownloadError",
+    "ArchiveTooLargeError",
+    "MAX_EXTRACT_BYTES",
     "UnsafeArchiveError",
     "ensure_beir",
     "file_md5",
@@ -29,6 +32,7 @@ __all__ = [
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 _CHUNK = 1 << 20
+MAX_EXTRACT_BYTES = 64 * 2**30  # the largest public BEIR archive extracts to well under this
 
 
 class DownloadError(RuntimeError):
@@ -41,6 +45,10 @@ class ChecksumError(DownloadError):
 
 class UnsafeArchiveError(DownloadError):
     """An archive member would land outside the target directory, or is a link."""
+
+
+class ArchiveTooLargeError(DownloadError):
+    """An archive would extract to more bytes than the cap allows."""
 
 
 def file_md5(path: str | Path) -> str:
@@ -62,16 +70,16 @@ def _verify(path: Path, md5: str | None, source: str) -> None:
 
 def _download(url: str, dest_dir: Path, name: str, timeout: float) -> Path:
     """Stream ``url`` into a new temporary file in ``dest_dir`` and return its path."""
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".zip.part")
+    tmp = make_temp_file(dest_dir, prefix=f".{name}.", suffix=".zip.part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             shutil.copyfileobj(resp, out, _CHUNK)
     except BaseException as exc:
         os.unlink(tmp)
         if isinstance(exc, (urllib.error.URLError, OSError)):
             raise DownloadError(f"downloading {url} failed: {exc}") from exc
         raise
-    return Path(tmp)
+    return tmp
 
 
 def _check_members(archive: zipfile.ZipFile, target: Path, source: str) -> None:
@@ -91,6 +99,20 @@ def _check_members(archive: zipfile.ZipFile, target: Path, source: str) -> None:
             raise UnsafeArchiveError(f"{source}: refusing symbolic link member {member!r}")
 
 
+def _check_size(archive: zipfile.ZipFile, source: str, max_bytes: int) -> None:
+    """Refuse an archive whose members declare more than ``max_bytes`` in all.
+
+    ``zipfile`` never inflates a member past its declared size (it stops there and
+    the CRC check fails), so the declared total bounds what extraction writes.
+    """
+    declared = sum(info.file_size for info in archive.infolist())
+    if declared > max_bytes:
+        raise ArchiveTooLargeError(
+            f"{source}: extracts to {declared} bytes, above the cap of {max_bytes} bytes "
+            "(ensure_beir(max_bytes=...))"
+        )
+
+
 def _dataset_root(extracted: Path, name: str, source: str) -> Path:
     """Find the directory holding ``corpus.jsonl`` in an extracted archive."""
     for candidate in (extracted / name, extracted):
@@ -105,10 +127,10 @@ def _dataset_root(extracted: Path, name: str, source: str) -> Path:
     )
 
 
-def _install(zip_path: Path, target: Path, name: str, source: str) -> None:
+def _install(zip_path: Path, target: Path, name: str, source: str, max_bytes: int) -> None:
     """Extract ``zip_path`` next to ``target`` and rename the dataset into place."""
-    tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}.", suffix=".extract"))
-    extracted = tmp_dir / "archive"  # made by mkdir: usual permissions, unlike tmp_dir (0700)
+    tmp_dir = make_temp_dir(target.parent, prefix=f".{name}.", suffix=".extract")
+    extracted = tmp_dir / "archive"
     try:
         extracted.mkdir()
         try:
@@ -117,6 +139,7 @@ def _install(zip_path: Path, target: Path, name: str, source: str) -> None:
             raise DownloadError(f"{source}: not a valid zip archive ({exc})") from exc
         with archive:
             _check_members(archive, extracted, source)
+            _check_size(archive, source, max_bytes)
             try:
                 archive.extractall(extracted)
             except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
@@ -137,6 +160,7 @@ def ensure_beir(
     url: str | None = None,
     md5: str | None = None,
     timeout: float = 60.0,
+    max_bytes: int = MAX_EXTRACT_BYTES,
 ) -> Path:
     """Return the directory of a BEIR dataset, downloading it when missing.
 
@@ -152,6 +176,8 @@ def ensure_beir(
         Expected md5 of the archive; ``None`` skips the check.
     timeout : float
         Socket timeout of the download in seconds.
+    max_bytes : int
+        Most bytes the archive may extract to.
 
     Returns
     -------
@@ -164,6 +190,8 @@ def ensure_beir(
         The archive's md5 differs from ``md5`` (message gives both).
     UnsafeArchiveError
         An archive member is absolute, escapes the target or is a symlink.
+    ArchiveTooLargeError
+        The archive's members add up to more than ``max_bytes`` bytes.
     DownloadError
         The download failed, the archive is not a zip or holds no ``corpus.jsonl``,
         or ``data_dir/name`` exists without ``corpus.jsonl``.
@@ -188,13 +216,13 @@ def ensure_beir(
     local_zip = data_dir / f"{name}.zip"
     if local_zip.is_file():
         _verify(local_zip, md5, str(local_zip))
-        _install(local_zip, target, name, str(local_zip))
+        _install(local_zip, target, name, str(local_zip), max_bytes)
         return target
     url = url or BEIR_URL.format(name=name)
     tmp_zip = _download(url, data_dir, name, timeout)
     try:
         _verify(tmp_zip, md5, url)
-        _install(tmp_zip, target, name, url)
+        _install(tmp_zip, target, name, url, max_bytes)
     finally:
         tmp_zip.unlink(missing_ok=True)
     return target

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +82,52 @@ def zero_shot_model(backbone: str, query_length: int = 32, doc_length: int = 300
     )
 
 
-def _cache_path(cache_dir: Path, data: BeirData, settings: dict[str, Any]) -> Path:
-    digest = hashlib.sha256(
-        json.dumps(
-            [data.name, sorted(data.corpus), sorted(data.queries), settings], sort_keys=True
-        ).encode()
-    ).hexdigest()[:16]
-    return cache_dir / "baselines" / f"{data.name}-{digest}.json"
+_CACHE_VERSION = 2
+
+
+def _cache_key(data: BeirData, settings: dict[str, Any]) -> str:
+    """SHA-256 of everything a baseline's numbers depend on.
+
+    The dataset name and split, every document (id, full text), every query (id,
+    text), every judgement (query id, document id, score), and ``settings``.
+    """
+    digest = hashlib.sha256()
+    header = {"version": _CACHE_VERSION, "name": data.name, "split": data.split, **settings}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for docid, doc in data.corpus.items():
+        digest.update(f"\x1ed\x1f{docid}\x1f{doc.full_text}".encode())
+    for qid, text in data.queries.items():
+        digest.update(f"\x1eq\x1f{qid}\x1f{text}".encode())
+    for qid in sorted(data.qrels):
+        for docid, score in sorted(data.qrels[qid].items()):
+            digest.update(f"\x1er\x1f{qid}\x1f{docid}\x1f{score}".encode())
+    return digest.hexdigest()
+
+
+def _cache_path(cache_dir: Path, data: BeirData, key: str) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{data.name}-{data.split}")
+    return cache_dir / "baselines" / f"{stem}-{key[:16]}.json"
+
+
+def _read_cache(path: Path, key: str) -> dict[str, dict[str, Any]]:
+    """The cached baselines, or ``{}`` (with a warning when the file is unreadable)."""
+    if not path.is_file():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(obj, dict) or obj.get("key") != key:
+            raise ValueError("key mismatch")
+        results = obj["baselines"]
+        if not isinstance(results, dict) or not all(
+            isinstance(r, dict) and isinstance(r.get("metrics"), dict) for r in results.values()
+        ):
+            raise ValueError("expected {name: {'metrics': {...}, ...}}")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError) as exc:
+        warnings.warn(
+            f"{path}: ignoring corrupt baselines cache ({exc}); recomputing", stacklevel=3
+        )
+        return {}
+    return results
 
 
 def evaluate_baselines(
@@ -114,7 +155,10 @@ def evaluate_baselines(
     batch_size : int
     metrics : sequence of ranx metric names
     cache_dir : path or None
-        Results are cached under ``cache_dir/baselines`` keyed by the data and settings.
+        Results are cached under ``cache_dir/baselines``, keyed by a hash of the
+        dataset name and split, the corpus, query and qrels contents and the
+        settings. A corrupt or mismatching cache file is ignored with a warning and
+        rewritten.
 
     Returns
     -------
@@ -130,10 +174,9 @@ def evaluate_baselines(
         "doc_length": doc_length,
         "metrics": list(metrics),
     }
-    cache = _cache_path(Path(cache_dir), data, settings) if cache_dir else None
-    cached: dict[str, dict[str, Any]] = {}
-    if cache is not None and cache.exists():
-        cached = json.loads(cache.read_text())
+    key = _cache_key(data, settings)
+    cache = _cache_path(Path(cache_dir), data, key) if cache_dir else None
+    cached = _read_cache(cache, key) if cache is not None else {}
     out = {n: cached[n] for n in names if n in cached}
     todo = [n for n in names if n not in out]
     if "bm25" in todo:
@@ -151,7 +194,7 @@ def evaluate_baselines(
             )
         )
     if cache is not None and todo:
-        write_json({**cached, **out}, cache)
+        write_json({"key": key, "baselines": {**cached, **out}}, cache)
     return {n: out[n] for n in names}
 
 

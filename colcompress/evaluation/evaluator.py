@@ -29,12 +29,17 @@ def index_stats(docs: Encoded, index: Index, budget: int | None) -> dict[str, An
     methods without a fixed budget (relative CRISP, pool factors, lossless).
     ``vector_reduction`` is the measured ``1 - vectors / tokens`` (the two differ
     when documents are shorter than the budget or a method prunes adaptively).
+
+    A budget above the average document length compresses nothing on average:
+    ``compression_ratio`` is then clamped at 0 (the formula would go negative) and
+    ``budget_note`` says so, with ``docs_within_budget``, the documents no longer
+    than the budget (indexed whole).
     """
     n = len(docs.vectors)
     tokens = docs.tokens.float().mean().item()
     vectors = docs.num_vectors
     size = index.size_bytes()
-    return {
+    out: dict[str, Any] = {
         "num_docs": n,
         "num_vectors": vectors,
         "vectors_per_doc": vectors / n,
@@ -45,6 +50,18 @@ def index_stats(docs: Encoded, index: Index, budget: int | None) -> dict[str, An
         "index_bytes": size,
         "bytes_per_doc": size / n,
     }
+    if budget and budget > tokens:
+        within = int((docs.tokens <= budget).sum())
+        out["compression_ratio"] = 0.0
+        out["docs_within_budget"] = within
+        out["budget_note"] = (
+            f"budget {budget} is above the average document length ({tokens:.1f} tokens): "
+            f"{within} of {n} documents have at most {budget} tokens and are indexed whole, "
+            f"so compression_ratio (1 - budget / avg_tokens = {1 - budget / tokens:.3f}) is "
+            "clamped at 0; vector_reduction is the measured reduction"
+        )
+        log.warning("%s", out["budget_note"])
+    return out
 
 
 def evaluate_model(

@@ -36,11 +36,33 @@ from filelock import FileLock
 from numba.typed import List as TypedList
 from ranx import Qrels, Run, compare, evaluate
 from ranx.data_structures.common import create_and_sort
+from ranx.meta.evaluate import extract_metric_and_params
+from ranx.metrics import metric_switch
+
+from colcompress.atomic import atomic_path
 
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 _CHECK_METRIC = "recall"  # ranx: recall over everything retrieved (no cutoff)
 _TOLERANCE = 1e-9
 ID_WIDTH = 64  # characters: ids up to this long share one compiled ranx signature
+
+
+def invalid_metrics(names: list[str] | tuple[str, ...]) -> list[str]:
+    """The names ranx cannot evaluate, each with ranx's reason (empty when all are fine).
+
+    A name is a ranx metric with an optional cutoff and relevance level:
+    ``ndcg@10``, ``recall@100``, ``mrr``, ``map@5``, ``hits@10-l2``, ``rbp.95``.
+    """
+    bad = []
+    for name in names:
+        try:
+            metric, cutoff, _ = extract_metric_and_params(str(name))
+            metric_switch(metric)
+            if cutoff < 0:
+                raise ValueError(f"negative cutoff {cutoff}")
+        except (ValueError, IndexError) as exc:
+            bad.append(f"{name!r} ({str(exc).split('. ')[0]})")
+    return bad
 
 
 class MetricsIntegrityError(RuntimeError):
@@ -200,10 +222,8 @@ def compile_kernels(metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS) -> f
 
 def write_trec_run(run: dict[str, dict[str, float]], path: Path, tag: str = "colcompress") -> None:
     """Write a run in TREC format (atomically)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:
+    with atomic_path(path) as tmp, tmp.open("w") as f:
         for qid, docs in run.items():
             ranked = sorted(docs.items(), key=lambda kv: -kv[1])
             for rank, (docid, score) in enumerate(ranked, 1):
                 f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
-    tmp.replace(path)

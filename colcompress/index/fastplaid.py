@@ -6,7 +6,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from fast_plaid import search as fast_plaid_search
 from fast_plaid.search import fast_plaid as fast_plaid_module
 from torch import Tensor
 
+from colcompress.atomic import make_temp_dir
 from colcompress.index.base import Index, SearchResult
 from colcompress.index.flat import validate_documents, validate_queries
 
@@ -81,7 +81,7 @@ def _swap_into_place(new_dir: Path, target: Path) -> None:
     if not target.exists():
         os.rename(new_dir, target)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old = make_temp_dir(target.parent, prefix=f".{target.name}.old-")
     try:
         os.rename(target, old / target.name)
     except BaseException:
@@ -250,7 +250,7 @@ class FastPlaidIndex(Index):
                 f"FastPlaidIndex.build: {target} exists and is not a directory"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        staging = make_temp_dir(target.parent, prefix=f".{target.name}.tmp-")
         total = sum(int(d.shape[0]) for d in doc_vectors)
         try:
             engine = fast_plaid_search.FastPlaid(index=str(staging), device=self.device)

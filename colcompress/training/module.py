@@ -73,6 +73,7 @@ class RetrievalModule(L.LightningModule):
         # Not registered as a submodule: the teacher is frozen, is not saved in this
         # module's checkpoints and is moved to the device in on_fit_start.
         self.__dict__["teacher"] = teacher
+        self._resumed_rng_states: dict[str, Any] | None = None
         if teacher is not None:
             teacher.requires_grad_(False).eval()
         self.lr = lr
@@ -167,4 +168,23 @@ class RetrievalModule(L.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the model config and torch's random states (dropout draws from them)."""
         checkpoint["colcompress_model_config"] = self.model_config
+        checkpoint["torch_rng_states"] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["torch_rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the checkpoint's random states for :meth:`on_train_start`."""
+        self._resumed_rng_states = checkpoint.get("torch_rng_states")
+
+    def on_train_start(self) -> None:
+        """Restore a resumed checkpoint's random states, so dropout draws what the first
+        run drew. Applied here, after Lightning has made the training data iterator
+        (``DataLoader`` draws its base seed from torch's generator then)."""
+        states, self._resumed_rng_states = self._resumed_rng_states, None
+        if states is None:
+            return
+        torch.set_rng_state(states["cpu"])
+        if "cuda" in states and torch.cuda.device_count() == len(states["cuda"]):
+            torch.cuda.set_rng_state_all(states["cuda"])

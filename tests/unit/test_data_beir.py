@@ -137,7 +137,8 @@ MALFORMED = {
     ),
     "unknown_query": (
         {"qrels": "query-id\tcorpus-id\tscore\nq1\td1\t1\nq9\td1\t1\n"},
-        r"test\.tsv:3: query id 'q9' is not in queries\.jsonl .*allow_unknown_ids",
+        r"test\.tsv:3: query id 'q9' is not in queries\.jsonl .*override "
+        r"dataset\.allow_unknown_ids=true",
     ),
     "unknown_doc": (
         {"qrels": "query-id\tcorpus-id\tscore\nq1\td9\t1\n"},
@@ -224,3 +225,41 @@ def test_slice_without_limits_is_everything(nfcorpus: dict[str, BeirData]) -> No
     assert only_docs.corpus == test.corpus and only_docs.queries == test.queries
     with pytest.raises(ValueError, match=re.escape("max_docs must be >= 0")):
         slice_beir(test, max_docs=-1)
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"])
+def test_non_utf8_bytes_name_file_and_line(tmp_path: Path, name: str) -> None:
+    root = write_beir(tmp_path / "tiny")
+    path = root / name
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1][:2] + b"\xe9" + lines[1][2:]  # a Latin-1 "é" in line 2
+    path.write_bytes(b"".join(lines))
+    expected = rf"{re.escape(name)}:2: not valid UTF-8 \(byte 0xe9 at column 3\)"
+    with pytest.raises(DataFormatError, match=expected):
+        load_beir(root, "test")
+
+
+def test_non_utf8_teacher_scores_name_file_and_line(tmp_path: Path) -> None:
+    from colcompress.data.datamodule import read_teacher_scores
+
+    path = tmp_path / "teacher.tsv"
+    path.write_bytes(b"q1\td1\t0.5\nq1\td\xff2\t0.1\n")
+    with pytest.raises(DataFormatError, match=r"teacher\.tsv:2: not valid UTF-8 \(byte 0xff"):
+        read_teacher_scores(path)
+
+
+@pytest.mark.parametrize(
+    ("first", "kept"),
+    [("q1\td3\t1.0\n", {"q1": {"d3": 1, "d1": 1}}), ("q1\td3\t0\n", {"q1": {"d3": 0, "d1": 1}})],
+)
+def test_headerless_qrels_keep_a_numeric_first_row(tmp_path: Path, first: str, kept) -> None:
+    root = write_beir(tmp_path / "tiny", qrels={"test": first + "q1\td1\t1\n"})
+    assert load_beir(root, "test").qrels == kept
+
+
+def test_qrels_header_is_recognised_by_its_content(tmp_path: Path) -> None:
+    root = write_beir(tmp_path / "tiny", qrels={"test": "\nqid\tdocid\trel\nq1\td1\t1\n"})
+    assert load_beir(root, "test").qrels == {"q1": {"d1": 1}}
+    root = write_beir(tmp_path / "bad", qrels={"test": "q1\td1\t1\nqid\tdocid\trel\n"})
+    with pytest.raises(DataFormatError, match=r"test\.tsv:2: score must be an integer"):
+        load_beir(root, "test")

@@ -15,6 +15,7 @@ import pytest
 
 from colcompress.data.beir import load_beir
 from colcompress.data.download import (
+    ArchiveTooLargeError,
     ChecksumError,
     DownloadError,
     UnsafeArchiveError,
@@ -177,3 +178,19 @@ def test_flat_archive_layout(tmp_path: Path) -> None:
         "flat/qrels/test.tsv",
         "flat/queries.jsonl",
     ]
+
+
+def test_archive_above_the_extraction_cap_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with zipfile.ZipFile(data_dir / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bomb/corpus.jsonl", b" " * 2**20)  # 1 MiB of spaces, ~1 KiB compressed
+        zf.writestr("bomb/queries.jsonl", b"")
+    assert (data_dir / "bomb.zip").stat().st_size < 4096
+    with pytest.raises(
+        ArchiveTooLargeError,
+        match=rf"bomb\.zip: extracts to {2**20} bytes, above the cap of 100000 bytes",
+    ):
+        ensure_beir("bomb", data_dir, url=DEAD_URL, max_bytes=100_000)
+    assert tree(data_dir) == ["bomb.zip"]
+    assert (ensure_beir("bomb", data_dir, url=DEAD_URL, max_bytes=2**20) / "corpus.jsonl").is_file()

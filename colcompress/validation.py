@@ -1,0 +1,187 @@
+"""Check a composed run configuration before anything is loaded or trained.
+
+:func:`validate_config` collects every problem it finds (budgets, index, metrics,
+devices, dataset and checkpoint files, checkpoint settings) and raises one
+:class:`ConfigError` listing them all, each naming the option, the value and what
+was expected, so a run never fails on a setting after hours of training.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pydoc
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from colcompress.checkpoint import read_checkpoint
+from colcompress.compressors.base import NoCompression
+from colcompress.evaluation.baselines import BASELINES
+from colcompress.evaluation.metrics import invalid_metrics
+from colcompress.index.fastplaid import SUPPORTED_NBITS
+
+__all__ = ["ConfigError", "validate_config"]
+
+PLAIN_MODEL = f"{NoCompression.__module__}.{NoCompression.__name__}"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message lists every problem found."""
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` listing every problem of ``cfg``.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The composed run configuration (``conf/config.yaml`` and its groups).
+
+    Raises
+    ------
+    ConfigError
+        One line per problem, each naming the option, its value and what was
+        expected.
+    """
+    problems = [
+        *_budgets(cfg),
+        *_index(cfg),
+        *_metrics(cfg),
+        *_devices(cfg.trainer),
+        *_files(cfg),
+        *_checkpoint_settings(cfg),
+    ]
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _budgets(cfg: DictConfig) -> Iterator[str]:
+    target = cfg.compressor.get("_target_")
+    cls = pydoc.locate(target) if isinstance(target, str) else None
+    if cls is None:
+        yield f"compressor._target_={target!r}: not an importable class"
+        return
+    options = [("budget", cfg.get("budget")), ("test_budget", cfg.get("test_budget"))]
+    if "budget" in cfg.compressor and not OmegaConf.is_interpolation(cfg.compressor, "budget"):
+        options.append(("compressor.budget", cfg.compressor.budget))
+    for option, value in options:
+        if value is not None and not _is_count(value):
+            yield f"{option}={value!r}: expected a positive integer (or null)"
+    parameter = inspect.signature(cls).parameters.get("budget")
+    budget = cfg.compressor.get("budget")
+    if parameter is not None and parameter.default is inspect.Parameter.empty and budget is None:
+        yield f"budget=null: compressor {cls.__name__} needs a positive integer budget"
+
+
+def _index(cfg: DictConfig) -> Iterator[str]:
+    nbits = cfg.index.get("nbits")
+    if "nbits" in cfg.index and nbits not in SUPPORTED_NBITS:
+        yield f"index.nbits={nbits!r}: expected one of {sorted(SUPPORTED_NBITS)}"
+
+
+def _metrics(cfg: DictConfig) -> Iterator[str]:
+    metrics = list(cfg.evaluation.metrics)
+    for bad in invalid_metrics(metrics):
+        yield f"evaluation.metrics: unknown metric {bad}; e.g. ndcg@10, recall@100, mrr@10, map"
+    optimized = cfg.get("optimized_metric")
+    if optimized and optimized not in metrics:
+        yield f"optimized_metric={optimized!r}: not one of evaluation.metrics {metrics}"
+    unknown = sorted(set(cfg.evaluation.get("baselines") or []) - set(BASELINES))
+    if unknown:
+        yield f"evaluation.baselines: unknown {unknown}; choose from {list(BASELINES)}"
+
+
+def _devices(trainer: DictConfig) -> Iterator[str]:
+    accelerator = str(trainer.get("accelerator") or "auto")
+    devices = trainer.get("devices", "auto")
+    if accelerator in ("gpu", "cuda"):
+        available, what = torch.cuda.device_count(), "CUDA devices"
+    elif accelerator == "mps":
+        available, what = int(torch.backends.mps.is_available()), "MPS devices"
+    else:
+        return
+    if available == 0:
+        yield f"trainer.accelerator={accelerator}: no {what} here; use trainer=cpu"
+    elif _is_count(devices) and devices > available:
+        yield f"trainer.devices={devices}: only {available} {what} here"
+    elif isinstance(devices, list) or OmegaConf.is_list(devices):
+        missing = [d for d in devices if not 0 <= int(d) < available]
+        if missing:
+            yield f"trainer.devices={list(devices)}: no devices {missing} ({available} {what})"
+
+
+def _files(cfg: DictConfig) -> Iterator[str]:
+    for option in ("init_from", "ckpt_path", "training.teacher_ckpt", "dataset.teacher_scores"):
+        value = OmegaConf.select(cfg, option)
+        if value and not Path(value).is_file():
+            yield f"{option}={value}: no such file"
+    dataset = cfg.dataset
+    root = Path(dataset.data_dir) / dataset.name
+    if not root.exists():
+        return  # downloaded by the data module
+    if not (root / "corpus.jsonl").is_file():
+        yield f"dataset.name={dataset.name}: {root} exists but holds no corpus.jsonl"
+        return
+    present = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+    for option in ("train_split", "eval_split"):
+        split = dataset.get(option)
+        if split is not None and split not in present:
+            yield f"dataset.{option}={split}: no {root}/qrels/{split}.tsv; present: {present}"
+
+
+def _flatten(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _checkpoint_settings(cfg: DictConfig) -> Iterator[str]:
+    """Model and compressor settings that differ from those a checkpoint was trained with.
+
+    A difference is allowed when its option (or ``compressor``, for another
+    compressor) is listed in ``checkpoint_overrides``. A post-hoc compressor on a
+    checkpoint of the plain model (``compressor=none``) is always allowed.
+    """
+    allowed = set(cfg.get("checkpoint_overrides") or [])
+    for option in ("init_from", "ckpt_path"):
+        path = cfg.get(option)
+        if not path or not Path(path).is_file():
+            continue
+        stored = read_checkpoint(path).get("colcompress_model_config")
+        if not isinstance(stored, Mapping):
+            continue
+        current = {
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "compressor": OmegaConf.to_container(cfg.compressor, resolve=True),
+        }
+        old_target = stored.get("compressor", {}).get("_target_")
+        new_target = current["compressor"].get("_target_")
+        sections = ["model"]
+        if old_target == new_target:
+            sections.append("compressor")
+        elif old_target != PLAIN_MODEL and "compressor" not in allowed:
+            yield (
+                f"{option}={path} was trained with compressor {old_target}, the command line "
+                f"asks for {new_target}; add checkpoint_overrides=[compressor] to use it anyway"
+            )
+        for section in sections:
+            old = _flatten(stored.get(section, {}), f"{section}.")
+            new = _flatten(current[section], f"{section}.")
+            for key in sorted(old.keys() & new.keys()):
+                if old[key] != new[key] and key not in allowed:
+                    yield (
+                        f"{option}={path} was trained with {key}={old[key]!r}, the command line "
+                        f"says {key}={new[key]!r}; keep the checkpoint's value or add "
+                        f"checkpoint_overrides=[{key}] to use {new[key]!r}"
+                    )

@@ -165,6 +165,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     record = {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "method": HydraConfig.get().runtime.choices.get("compressor", "none"),
+        "label": cfg.get("label"),
         "dataset": cfg.dataset.name,
         "split": cfg.dataset.eval_split,
         "output_dir": output_dir,

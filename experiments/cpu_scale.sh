@@ -37,15 +37,13 @@ stage() {
 # run_dir STUDY METHOD DATASET: the finished run of METHOD on DATASET below OUT/STUDY
 run_dir() {
   "$PY" - "$OUT/$1" "$2" "$3" <<'PYTHON'
-import json, pathlib, sys
+import sys
+from colcompress.analysis.records import find_runs
 root, method, dataset = sys.argv[1:]
-for path in sorted(pathlib.Path(root).rglob("results.json")):
-    r = json.loads(path.read_text())
-    if (r.get("method"), r.get("dataset"), r.get("status", "ok")) == (method, dataset, "ok"):
-        print(path.parent)
-        break
-else:
+runs = [r for r in find_runs([root])[0] if (r.method, r.dataset) == (method, dataset)]
+if not runs:
     sys.exit(f"no finished {method} run on {dataset} under {root}")
+print(runs[0].run_dir)
 PYTHON
 }
 
@@ -115,7 +113,7 @@ stage flat_dim384 train=false "init_from=$OUT/longer_dim384/0/checkpoints/last.c
   evaluation.utilization.enabled=false +recipe=tables
 
 # 8. Tables
-report() { "$PY" -m colcompress.report "$@"; }
+report() { "$PY" -m colcompress.report --order=none,seqresize,memtok,hpool,agc,crisp "$@"; }
 T=$OUT/tables
 report "$OUT"/beir_* "$OUT"/lossless_lp_* --metric ndcg@10,recall@10 --out "$T/beir_table"
 report "$OUT"/posthoc_* "$OUT"/crisp_* "$OUT"/beir_nfcorpus_* --metric ndcg@10,recall@10 \
@@ -134,18 +132,18 @@ for method in none seqresize memtok hpool agc crisp; do
   NF_RUNS+=("$(run_dir "beir_nfcorpus_$method" "$method" nfcorpus)")
 done
 # the correlation is across the budget-32 compressors (same positions), as Table 8
-"$PY" -m colcompress.evaluation.utilization correlate "${NF_RUNS[@]:1}" \
+"$PY" -m colcompress.report correlate "${NF_RUNS[@]:1}" \
   --metrics ndcg@10 recall@10 mrr@10 --out "$T/utilization"
-"$PY" -m colcompress.evaluation.utilization figure "${NF_RUNS[@]}" \
+"$PY" -m colcompress.report figure "${NF_RUNS[@]}" \
   --out "$T/utilization/utilization_grid_nfcorpus.png"
-# Figure 4: the AGC ablation's utilization (runs named by their ablation setting)
+# Figure 4: the AGC ablation's utilization (runs named by their labels)
 ABLATION_RUNS=("$AGC_DIR")
 while IFS= read -r -d '' results; do
   ABLATION_RUNS+=("$(dirname "$results")")
 done < <(find "$OUT/agc_ablation" -name results.json -print0 | sort -z)
-"$PY" -m colcompress.evaluation.utilization correlate "${ABLATION_RUNS[@]}" \
+"$PY" -m colcompress.report correlate "${ABLATION_RUNS[@]}" \
   --metrics ndcg@10 recall@10 --out "$T/utilization_agc_ablation"
-"$PY" -m colcompress.evaluation.utilization figure "${ABLATION_RUNS[@]}" \
+"$PY" -m colcompress.report figure "${ABLATION_RUNS[@]}" \
   --out "$T/utilization_agc_ablation/utilization_grid.png"
 # 9. What the tables were built from, small enough for git (results.json + run.trec.gz
 #    per run; copy OUT/runs/* to docs/runs/ to keep them with the tables)

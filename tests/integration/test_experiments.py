@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, read_write
 
-from colcompress.report import build_report
+from colcompress.analysis.tables import build_report
 from tests.conftest import ROOT
 from tests.integration.helpers import colcompress, results_files
 

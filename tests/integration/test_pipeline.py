@@ -37,6 +37,7 @@ def test_debug_run_trains_indexes_and_evaluates(tmp_path: Path):
     assert (run_dir / "index").is_dir() and (run_dir / "run.trec").is_file()
     assert results["config"]["index"]["_target_"].endswith("FastPlaidIndex")
     assert results["method"] == "none" and results["dataset"] == "nfcorpus"
+    assert results["label"] == "none"  # the default label: no budget without compression
     assert results["versions"]["torch"].startswith("2.11.0")
     # utilization analytics are recorded for every run
     util = results["utilization"]

@@ -26,8 +26,8 @@ test: install  ## the whole test suite (unit + tiny end-to-end runs)
 test-fast: install  ## unit tests only
 	$(PY) -m pytest tests/unit -q
 
-run: install  ## train + index + evaluate with the default config (MiniLM, NFCorpus)
-	$(PY) -m colcompress.run $(ARGS)
+run: install  ## train + index + evaluate the default config (MiniLM, NFCorpus), CPU preset
+	$(PY) -m colcompress.run preset=cpu_fast $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check colcompress tests benchmarks experiments

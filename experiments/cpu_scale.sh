@@ -61,9 +61,7 @@ HPOOL_DIR=$(run_dir beir_nfcorpus_hpool hpool nfcorpus)
 NONE=$NONE_DIR/checkpoints/last.ckpt
 AGC=$AGC_DIR/checkpoints/last.ckpt
 HPOOL=$HPOOL_DIR/checkpoints/last.ckpt
-# Stages outside the experiment files load the same recipe (+recipe=tables): the
-# training/index settings the tables were made with, not today's CPU defaults.
-POSTHOC=(train=false "init_from=$NONE" task_name=posthoc dataset=nfcorpus +recipe=tables)
+POSTHOC=(train=false "init_from=$NONE" task_name=posthoc dataset=nfcorpus)
 
 # 2. Post-hoc methods on the uncompressed NFCorpus model (evaluation only)
 stage posthoc_hpool "${POSTHOC[@]}" budget=32 compressor=hpool_posthoc
@@ -99,18 +97,18 @@ stage agc_ablation experiment=agc_ablation ablation=no_weight,no_select,no_clust
 #    next to H-Pool applied post hoc to the uncompressed model (the paper's H-Pool rows)
 #    and AGC trained at the test budget itself (the reference a transfer is judged by)
 stage transfer_agc train=false "init_from=$AGC" task_name=transfer_budget dataset=nfcorpus \
-  compressor=agc budget=32 test_budget=5,128 +recipe=tables
+  compressor=agc budget=32 test_budget=5,128
 stage transfer_hpool train=false "init_from=$HPOOL" task_name=transfer_budget \
-  dataset=nfcorpus compressor=hpool budget=32 test_budget=5,128 +recipe=tables
+  dataset=nfcorpus compressor=hpool budget=32 test_budget=5,128
 stage transfer_hpool_posthoc "${POSTHOC[@]}" budget=5,128 compressor=hpool_posthoc
 stage train_budget_agc experiment=beir_table dataset=nfcorpus compressor=agc budget=5,128
 
 # 7. Issue 2's longer and larger NFCorpus configurations of the uncompressed model
-stage longer_500 task_name=longer dataset=nfcorpus +recipe=tables trainer.max_steps=500
-stage longer_dim384 task_name=longer dataset=nfcorpus +recipe=tables model.dim=null
+stage longer_500 task_name=longer dataset=nfcorpus trainer.max_steps=500
+stage longer_dim384 task_name=longer dataset=nfcorpus model.dim=null
 stage flat_dim384 train=false "init_from=$OUT/longer_dim384/0/checkpoints/last.ckpt" \
   task_name=longer dataset=nfcorpus model.dim=null index=flat evaluation.baselines=[] \
-  evaluation.utilization.enabled=false +recipe=tables
+  evaluation.utilization.enabled=false
 
 # 8. Tables
 report() { "$PY" -m colcompress.report --order=none,seqresize,memtok,hpool,agc,crisp "$@"; }

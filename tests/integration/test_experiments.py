@@ -58,23 +58,6 @@ def test_every_experiment_job_composes(name: str):
     assert len(set(signatures.values())) == len(signatures)
 
 
-def _recipe(*overrides: str) -> tuple:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    pf = cfg.index.get("partition_factor")
-    return cfg.model.dropout, cfg.training.freeze_layers, pf, cfg.evaluation.batch_size
-
-
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiments_keep_the_recipe_of_their_tables(name: str):
-    """The defaults changed for speed; the studies' commands still reproduce their rows."""
-    flat = name == "lossless"  # exact ReLU MaxSim: no FastPlaid settings
-    assert _recipe(f"experiment={name}") == (None, 0, None if flat else 4, 32)
-    assert _recipe() == (0.0, 3, 2, 16)
-    # an index chosen on the command line wins over the recipe's FastPlaid
-    assert _recipe(f"experiment={name}", "index=flat")[2] is None
-
-
 def test_ablation_rows_switch_one_component_each():
     rows = {}
     for ablation in ("full", "no_weight", "no_select", "no_cluster"):

@@ -16,6 +16,8 @@ from tests.integration.helpers import colcompress, results_files
 TRAINED = ["seqresize", "memtok", "hpool", "agc", "crisp"]
 POSTHOC = ["kmeans_posthoc", "first_k", "tail", "k_spacing", "idf", "attention_prune"]
 
+pytestmark = pytest.mark.data  # every test runs colcompress.run on NFCorpus
+
 
 def _sweep(tmp_path: Path, *overrides: str) -> dict[str, dict]:
     colcompress(

@@ -102,6 +102,7 @@ def test_launcher_and_search_configs():
 
 
 @pytest.mark.slow
+@pytest.mark.data
 @pytest.mark.parametrize(
     ("name", "job"),
     [

@@ -18,6 +18,8 @@ from tests.integration.helpers import colcompress, load_results, run_env
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 
+pytestmark = pytest.mark.data  # every test runs colcompress.run on NFCorpus
+
 
 def _finite_unit(value: float) -> bool:
     return math.isfinite(value) and 0.0 <= value <= 1.0

@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from transformers import AutoConfig
 
@@ -52,17 +52,14 @@ TRAINING_ARGS = (
 
 
 def build_model(model_cfg: DictConfig | dict, compressor_cfg: DictConfig | dict) -> ColBERT:
-    """Instantiate the compressor (told the backbone's sizes) and the model around it."""
+    """Instantiate the compressor (told the backbone's hidden size if it asks) and the model."""
     model_cfg = OmegaConf.create(model_cfg)
-    hidden = AutoConfig.from_pretrained(
-        resolve_backbone(model_cfg.backbone), **(model_cfg.random_config or {})
-    ).hidden_size
-    dim = model_cfg.dim or hidden
-    kwargs = {"hidden_size": hidden, "dim": dim}
-    if set(compressor_cfg) - {"_target_"}:
-        compressor: Compressor = instantiate(compressor_cfg, **kwargs)
-    else:
-        compressor = instantiate(compressor_cfg)
+    kwargs = {}
+    if get_class(compressor_cfg["_target_"]).needs_hidden_size:
+        kwargs["hidden_size"] = AutoConfig.from_pretrained(
+            resolve_backbone(model_cfg.backbone), **(model_cfg.random_config or {})
+        ).hidden_size
+    compressor: Compressor = instantiate(compressor_cfg, **kwargs)
     return instantiate(model_cfg, compressor=compressor)
 
 
@@ -98,7 +95,7 @@ def _init_projection(model: ColBERT, cfg: DictConfig, datamodule: Any) -> None:
 
 def _fit_corpus_statistics(model: ColBERT, datamodule: Any, batch_size: int = 512) -> None:
     """Give compressors that need corpus statistics (IDF pruning) the indexed corpus."""
-    if not hasattr(model.compressor, "fit_idf"):
+    if not model.compressor.needs_corpus_idf:
         return
     texts = [doc.full_text for doc in datamodule.eval_data.corpus.values()]
     token_ids: list[list[int]] = []

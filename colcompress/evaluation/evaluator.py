@@ -98,7 +98,7 @@ def evaluate_model(
     texts = [data.corpus[d].full_text for d in doc_ids]
     query_ids = list(data.queries)
     log.info("encoding %d documents", len(texts))
-    counts = hasattr(model.compressor, "reset_counts")
+    counts = model.compressor.counts_pruning
     if counts:
         model.compressor.reset_counts()
     docs = encode_sharded(

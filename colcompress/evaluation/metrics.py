@@ -37,6 +37,8 @@ from numba.typed import List as TypedList
 from ranx import Qrels, Run, compare, evaluate
 from ranx.data_structures.common import create_and_sort
 
+from colcompress.atomic import atomic_path
+
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 _CHECK_METRIC = "recall"  # ranx: recall over everything retrieved (no cutoff)
 _TOLERANCE = 1e-9
@@ -199,11 +201,9 @@ def compile_kernels(metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS) -> f
 
 
 def write_trec_run(run: dict[str, dict[str, float]], path: Path, tag: str = "colcompress") -> None:
-    """Write a run in TREC format (atomically)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:
+    """Write a run in TREC format (atomically, see :func:`colcompress.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp, tmp.open("w") as f:
         for qid, docs in run.items():
             ranked = sorted(docs.items(), key=lambda kv: -kv[1])
             for rank, (docid, score) in enumerate(ranked, 1):
                 f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
-    tmp.replace(path)

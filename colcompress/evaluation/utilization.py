@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from colcompress.evaluation.plots import plot_similarity, plot_strength
+from colcompress.padding import pad_stack
 
 if TYPE_CHECKING:
     from colcompress.data.beir import BeirData
@@ -558,25 +559,24 @@ def utilization_from_vectors(
     -------
     UtilizationStats
     """
-    from colcompress.compressors.base import pack
-
     if not doc_vectors:
         raise ValueError("utilization_from_vectors needs at least one document")
-    dim = doc_vectors[0].shape[-1]
     acc = UtilizationAccumulator(num_positions, similarity_positions, relu)
     pairs = list(pairs)
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        q = pack([query_vectors[qi] for qi, _ in chunk], dim, torch.device(device))
-        d = pack([doc_vectors[di] for _, di in chunk], dim, torch.device(device))
-        acc.update(q.vectors, q.mask, d.vectors, d.mask, doc_ids=[di for _, di in chunk])
+        q, q_mask = pad_stack([query_vectors[qi].to(device) for qi, _ in chunk])
+        d, d_mask = pad_stack([doc_vectors[di].to(device) for _, di in chunk])
+        acc.update(q, q_mask, d, d_mask, doc_ids=[di for _, di in chunk])
     order = list(range(len(doc_vectors)))
     if similarity_sample is not None and similarity_sample < len(order):
         gen = torch.Generator().manual_seed(0)
         order = sorted(torch.randperm(len(order), generator=gen)[:similarity_sample].tolist())
     for start in range(0, len(order), batch_size):
-        d = pack([doc_vectors[i] for i in order[start : start + batch_size]], dim)
-        acc.update_documents(d.vectors.to(device), d.mask.to(device))
+        d, d_mask = pad_stack(
+            [doc_vectors[i].to(device) for i in order[start : start + batch_size]]
+        )
+        acc.update_documents(d, d_mask)
     return acc.compute(total_indexed_vectors=sum(v.shape[0] for v in doc_vectors))
 
 

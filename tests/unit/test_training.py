@@ -189,7 +189,7 @@ def test_last_checkpoint_holds_the_final_step(tmp_path, max_steps: int):
     last.ckpt (Lightning alone links it to step 2); one step checkpoint is kept."""
     from lightning.pytorch.demos.boring_classes import BoringModel
 
-    from colcompress.training.checkpoint import FinalStepCheckpoint
+    from colcompress.training.final_step_checkpoint import FinalStepCheckpoint
 
     checkpoint = FinalStepCheckpoint(
         dirpath=tmp_path,

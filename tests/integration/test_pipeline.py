@@ -61,6 +61,7 @@ def test_debug_run_trains_indexes_and_evaluates(tmp_path: Path):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_evaluate_checkpoint_without_training_with_flat_index(tmp_path: Path):
     colcompress(tmp_path / "a", "debug=default", "evaluate=false")
     (ckpt,) = (tmp_path / "a" / "logs").rglob("last.ckpt")
@@ -77,6 +78,7 @@ def test_evaluate_checkpoint_without_training_with_flat_index(tmp_path: Path):
     assert all(_finite_unit(results["metrics"][m]) for m in METRICS)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path):
     """Kill a long run right after its first checkpoint, then resume to the end."""
     first = tmp_path / "first"

@@ -116,6 +116,7 @@ def test_distillation_needs_teacher_scores():
         module.training_step(batch, 0)
 
 
+@pytest.mark.slow
 def test_distillation_with_a_teacher_model_follows_its_ranking():
     torch.manual_seed(0)
     teacher = ColBERT(random_config=TINY, dim=16, doc_length=16)

@@ -9,7 +9,7 @@ export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast run lint format clean reproduce-cpu
+.PHONY: install test test-full run lint format clean reproduce-cpu
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed  ## venv with the pinned dependencies
 
-test: install  ## the whole test suite (unit + tiny end-to-end runs)
+test: install  ## the fast tier CI runs: every test not marked slow
+	$(PY) -m pytest tests -q -m "not slow"
+
+test-full: install  ## every test, the slow end-to-end runs included
 	$(PY) -m pytest tests -q
 
-test-fast: install  ## unit tests only
-	$(PY) -m pytest tests/unit -q
-
-run: install  ## train + index + evaluate with the default config (MiniLM, NFCorpus)
-	$(PY) -m colcompress.run $(ARGS)
+run: install  ## train + index + evaluate the default config (MiniLM, NFCorpus), CPU preset
+	$(PY) -m colcompress.run preset=cpu_fast $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check colcompress tests benchmarks experiments

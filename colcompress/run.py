@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import colcompress.resolvers  # noqa: F401  (registers ${cwd:} and ${first:...})
@@ -58,14 +58,12 @@ TRAINING_ARGS = (
 
 
 def build_model(model_cfg: DictConfig | dict, compressor_cfg: DictConfig | dict) -> ColBERT:
-    """Instantiate the compressor (told the backbone's sizes) and the model around it."""
+    """Instantiate the compressor (told the backbone's hidden size if it asks) and the model."""
     model_cfg = OmegaConf.create(model_cfg)
-    hidden, dim = model_sizes(model_cfg)
-    kwargs = {"hidden_size": hidden, "dim": dim}
-    if set(compressor_cfg) - {"_target_"}:
-        compressor: Compressor = instantiate(compressor_cfg, **kwargs)
-    else:
-        compressor = instantiate(compressor_cfg)
+    kwargs = {}
+    if get_class(compressor_cfg["_target_"]).needs_hidden_size:
+        kwargs["hidden_size"] = model_sizes(model_cfg)[0]
+    compressor: Compressor = instantiate(compressor_cfg, **kwargs)
     return instantiate(model_cfg, compressor=compressor)
 
 
@@ -101,7 +99,7 @@ def _init_projection(model: ColBERT, cfg: DictConfig, datamodule: Any) -> None:
 
 def _fit_corpus_statistics(model: ColBERT, datamodule: Any, batch_size: int = 512) -> None:
     """Give compressors that need corpus statistics (IDF pruning) the indexed corpus."""
-    if not hasattr(model.compressor, "fit_idf"):
+    if not model.compressor.needs_corpus_idf:
         return
     texts = [doc.full_text for doc in datamodule.eval_data.corpus.values()]
     token_ids: list[list[int]] = []
@@ -174,6 +172,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     record = {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "method": HydraConfig.get().runtime.choices.get("compressor", "none"),
+        "label": cfg.get("label"),
         "dataset": cfg.dataset.name,
         "split": cfg.dataset.eval_split,
         "output_dir": output_dir,

@@ -37,15 +37,13 @@ stage() {
 # run_dir STUDY METHOD DATASET: the finished run of METHOD on DATASET below OUT/STUDY
 run_dir() {
   "$PY" - "$OUT/$1" "$2" "$3" <<'PYTHON'
-import json, pathlib, sys
+import sys
+from colcompress.analysis.records import find_runs
 root, method, dataset = sys.argv[1:]
-for path in sorted(pathlib.Path(root).rglob("results.json")):
-    r = json.loads(path.read_text())
-    if (r.get("method"), r.get("dataset"), r.get("status", "ok")) == (method, dataset, "ok"):
-        print(path.parent)
-        break
-else:
+runs = [r for r in find_runs([root])[0] if (r.method, r.dataset) == (method, dataset)]
+if not runs:
     sys.exit(f"no finished {method} run on {dataset} under {root}")
+print(runs[0].run_dir)
 PYTHON
 }
 
@@ -63,9 +61,7 @@ HPOOL_DIR=$(run_dir beir_nfcorpus_hpool hpool nfcorpus)
 NONE=$NONE_DIR/checkpoints/last.ckpt
 AGC=$AGC_DIR/checkpoints/last.ckpt
 HPOOL=$HPOOL_DIR/checkpoints/last.ckpt
-# Stages outside the experiment files load the same recipe (+recipe=tables): the
-# training/index settings the tables were made with, not today's CPU defaults.
-POSTHOC=(train=false "init_from=$NONE" task_name=posthoc dataset=nfcorpus +recipe=tables)
+POSTHOC=(train=false "init_from=$NONE" task_name=posthoc dataset=nfcorpus)
 
 # 2. Post-hoc methods on the uncompressed NFCorpus model (evaluation only)
 stage posthoc_hpool "${POSTHOC[@]}" budget=32 compressor=hpool_posthoc
@@ -103,21 +99,21 @@ stage agc_ablation experiment=agc_ablation ablation=no_weight,no_select,no_clust
 #    next to H-Pool applied post hoc to the uncompressed model (the paper's H-Pool rows)
 #    and AGC trained at the test budget itself (the reference a transfer is judged by)
 stage transfer_agc train=false "init_from=$AGC" task_name=transfer_budget dataset=nfcorpus \
-  compressor=agc budget=32 test_budget=5,128 +recipe=tables
+  compressor=agc budget=32 test_budget=5,128
 stage transfer_hpool train=false "init_from=$HPOOL" task_name=transfer_budget \
-  dataset=nfcorpus compressor=hpool budget=32 test_budget=5,128 +recipe=tables
+  dataset=nfcorpus compressor=hpool budget=32 test_budget=5,128
 stage transfer_hpool_posthoc "${POSTHOC[@]}" budget=5,128 compressor=hpool_posthoc
 stage train_budget_agc experiment=beir_table dataset=nfcorpus compressor=agc budget=5,128
 
 # 7. Issue 2's longer and larger NFCorpus configurations of the uncompressed model
-stage longer_500 task_name=longer dataset=nfcorpus +recipe=tables trainer.max_steps=500
-stage longer_dim384 task_name=longer dataset=nfcorpus +recipe=tables model.dim=null
+stage longer_500 task_name=longer dataset=nfcorpus trainer.max_steps=500
+stage longer_dim384 task_name=longer dataset=nfcorpus model.dim=null
 stage flat_dim384 train=false "init_from=$OUT/longer_dim384/0/checkpoints/last.ckpt" \
   task_name=longer dataset=nfcorpus model.dim=null index=flat evaluation.baselines=[] \
-  evaluation.utilization.enabled=false +recipe=tables
+  evaluation.utilization.enabled=false
 
 # 8. Tables
-report() { "$PY" -m colcompress.report "$@"; }
+report() { "$PY" -m colcompress.report --order=none,seqresize,memtok,hpool,agc,crisp "$@"; }
 T=$OUT/tables
 report "$OUT"/beir_* "$OUT"/lossless_lp_* --metric ndcg@10,recall@10 --out "$T/beir_table"
 report "$OUT"/posthoc_* "$OUT"/crisp_* "$OUT"/beir_nfcorpus_* --metric ndcg@10,recall@10 \
@@ -136,18 +132,18 @@ for method in none seqresize memtok hpool agc crisp; do
   NF_RUNS+=("$(run_dir "beir_nfcorpus_$method" "$method" nfcorpus)")
 done
 # the correlation is across the budget-32 compressors (same positions), as Table 8
-"$PY" -m colcompress.evaluation.utilization correlate "${NF_RUNS[@]:1}" \
+"$PY" -m colcompress.report correlate "${NF_RUNS[@]:1}" \
   --metrics ndcg@10 recall@10 mrr@10 --out "$T/utilization"
-"$PY" -m colcompress.evaluation.utilization figure "${NF_RUNS[@]}" \
+"$PY" -m colcompress.report figure "${NF_RUNS[@]}" \
   --out "$T/utilization/utilization_grid_nfcorpus.png"
-# Figure 4: the AGC ablation's utilization (runs named by their ablation setting)
+# Figure 4: the AGC ablation's utilization (runs named by their labels)
 ABLATION_RUNS=("$AGC_DIR")
 while IFS= read -r -d '' results; do
   ABLATION_RUNS+=("$(dirname "$results")")
 done < <(find "$OUT/agc_ablation" -name results.json -print0 | sort -z)
-"$PY" -m colcompress.evaluation.utilization correlate "${ABLATION_RUNS[@]}" \
+"$PY" -m colcompress.report correlate "${ABLATION_RUNS[@]}" \
   --metrics ndcg@10 recall@10 --out "$T/utilization_agc_ablation"
-"$PY" -m colcompress.evaluation.utilization figure "${ABLATION_RUNS[@]}" \
+"$PY" -m colcompress.report figure "${ABLATION_RUNS[@]}" \
   --out "$T/utilization_agc_ablation/utilization_grid.png"
 # 9. What the tables were built from, small enough for git (results.json + run.trec.gz
 #    per run; copy OUT/runs/* to docs/runs/ to keep them with the tables)

@@ -78,11 +78,10 @@ class AGC(Compressor):
         embeddings (BERT's ``initializer_range``).
     hidden_size : int
         H, the backbone's hidden (input embedding) size.
-    dim : int or None
-        Projection dimension; unused.
     """
 
     needs_attention = True
+    needs_hidden_size = True
 
     def __init__(
         self,
@@ -95,7 +94,6 @@ class AGC(Compressor):
         clustering: bool = True,
         seed: int = 0,
         init_std: float = 0.02,
-        dim: int | None = None,
     ) -> None:
         if budget is None:
             raise ValueError("agc needs an integer compressor.budget, got null")

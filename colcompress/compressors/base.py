@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from colcompress.models.states import TokenStates
@@ -49,6 +49,14 @@ class Compressor(nn.Module):
         Learnable tokens the encoder appends to every document (memtok, agc).
     needs_attention : bool
         Whether the encoder must return last-layer attentions.
+    needs_hidden_size : bool
+        Whether the constructor takes ``hidden_size``, the backbone's H (the
+        embeddings of appended tokens: memtok, agc).
+    needs_corpus_idf : bool
+        Whether :meth:`fit_idf` must see the indexed corpus before use (IDF pruning).
+    counts_pruning : bool
+        Whether it counts the vectors it prunes (:meth:`reset_counts`,
+        :attr:`prune_ratio`; lossless pruning).
 
     Parameters
     ----------
@@ -63,6 +71,9 @@ class Compressor(nn.Module):
     budget_fixed_at_train: bool = False
     num_extra_tokens: int = 0
     needs_attention: bool = False
+    needs_hidden_size: bool = False
+    needs_corpus_idf: bool = False
+    counts_pruning: bool = False
 
     def __init__(self, budget: int | None = None, posthoc: bool = False) -> None:
         super().__init__()
@@ -94,6 +105,14 @@ class Compressor(nn.Module):
         """Change the budget used at index time (checked by :meth:`check_budget`)."""
         self.check_budget(budget)
         self.budget = budget
+
+    def fit_idf(self, doc_token_id_lists: Any, vocab_size: int | None = None) -> None:
+        """Fit corpus statistics from tokenised documents (``needs_corpus_idf`` only)."""
+        raise NotImplementedError(f"{type(self).__name__} uses no corpus statistics")
+
+    def reset_counts(self) -> None:
+        """Zero the pruning counters (``counts_pruning`` only)."""
+        raise NotImplementedError(f"{type(self).__name__} counts no pruned vectors")
 
     def extra_token_embeddings(self) -> Tensor | None:
         """Input embeddings ``[T, H]`` of the learnable tokens to append, or None."""
@@ -144,28 +163,3 @@ class NoCompression(Compressor):
         self, vectors: Tensor, states: TokenStates, extra_vectors: Tensor | None = None
     ) -> Compressed:
         return Compressed(vectors=vectors, mask=states.mask.bool())
-
-
-def pack(vectors: list[Tensor], dim: int, device: torch.device | None = None) -> Compressed:
-    """Pad a list of ``[m_i, D]`` tensors into a masked batch.
-
-    Parameters
-    ----------
-    vectors : list of Tensor[m_i, D]
-    dim : int
-        D, used when every tensor is empty.
-
-    Returns
-    -------
-    Compressed
-        ``vectors[B, max m_i, D]`` with zero padding rows masked out.
-    """
-    m = max((v.shape[0] for v in vectors), default=0)
-    device = device or (vectors[0].device if vectors else None)
-    dtype = vectors[0].dtype if vectors else torch.float32
-    out = torch.zeros(len(vectors), max(m, 1), dim, device=device, dtype=dtype)
-    mask = torch.zeros(len(vectors), max(m, 1), dtype=torch.bool, device=device)
-    for i, v in enumerate(vectors):
-        out[i, : v.shape[0]] = v
-        mask[i, : v.shape[0]] = True
-    return Compressed(out, mask)

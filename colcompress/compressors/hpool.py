@@ -67,9 +67,6 @@ class HPool(Compressor):
         releases the GIL, so documents can be pooled from threads). ``torch``:
         batched Ward on the vectors' device (:func:`ward_clusters`), for GPUs.
         ``auto``: torch on CUDA, scipy otherwise. Both give the same partition.
-    hidden_size, dim : int or None
-        Backbone hidden size and projection dimension; unused (accepted so that
-        every compressor is built the same way).
     """
 
     def __init__(
@@ -79,8 +76,6 @@ class HPool(Compressor):
         protected_tokens: int = 1,
         pool_factor: int | None = None,
         backend: str = "auto",
-        hidden_size: int | None = None,
-        dim: int | None = None,
     ) -> None:
         super().__init__(budget=budget, posthoc=posthoc)
         if protected_tokens < 0:

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from colcompress.compressors.base import Compressed, Compressor
+from colcompress.compressors.clustering import rank_in_mask
 from colcompress.compressors.hashing import document_keys, uniform
-from colcompress.compressors.prune import token_ranks
 from colcompress.models.states import TokenStates
 
 INITS = ("kmeans++", "farthest")
@@ -218,7 +218,7 @@ def batched_kmeans(
     if iters < 1:
         raise ValueError(f"k-means iters must be >= 1, got {iters}")
     valid = mask.bool()
-    ranks, lengths = token_ranks(valid)
+    ranks, lengths = rank_in_mask(valid), valid.sum(1)
     k_eff = torch.minimum(k.to(lengths.device).long(), lengths)
     num = max(int(k_eff.max()) if k_eff.numel() else 0, 1)
     slots = torch.arange(num, device=x.device)[None, :] < k_eff[:, None]
@@ -285,8 +285,6 @@ class CrispKMeans(Compressor):
     seed : int
     cluster_queries : bool
         Whether queries are clustered too (CRISP: yes); sets ``applies_to_queries``.
-    hidden_size, dim : int or None
-        Accepted for a uniform constructor; unused.
     """
 
     applies_to_queries = True
@@ -303,8 +301,6 @@ class CrispKMeans(Compressor):
         similarity: str = "cosine",
         seed: int = 0,
         cluster_queries: bool = True,
-        hidden_size: int | None = None,
-        dim: int | None = None,
     ) -> None:
         super().__init__(budget=budget, posthoc=posthoc)
         if mode not in MODES:

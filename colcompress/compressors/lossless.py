@@ -366,9 +366,9 @@ class LosslessPruning(Compressor):
         Weights of the regularizers in :meth:`regularization`.
     similarity_eps : float
         Stabiliser of the document-similarity regularizer.
-    hidden_size, dim : int or None
-        Accepted for a uniform constructor; unused.
     """
+
+    counts_pruning = True
 
     def __init__(
         self,
@@ -385,8 +385,6 @@ class LosslessPruning(Compressor):
         similarity_weight: float = 0.0,
         l1_weight: float = 0.0,
         similarity_eps: float = 1e-2,
-        hidden_size: int | None = None,
-        dim: int | None = None,
     ) -> None:
         super().__init__(budget=budget, posthoc=posthoc)
         if strategy not in STRATEGIES:

@@ -32,11 +32,10 @@ class MemTok(Compressor):
         Standard deviation of the normal initialisation of the memory-token
         embeddings (BERT's ``initializer_range``; the embedding LayerNorm of the
         backbone rescales them anyway).
-    dim : int or None
-        Projection dimension; unused.
     """
 
     budget_fixed_at_train = True
+    needs_hidden_size = True
 
     def __init__(
         self,
@@ -44,7 +43,6 @@ class MemTok(Compressor):
         hidden_size: int,
         posthoc: bool = False,
         init_std: float = 0.02,
-        dim: int | None = None,
     ) -> None:
         if budget is None:
             raise ValueError("memtok needs an integer compressor.budget (memory tokens), got null")

@@ -24,27 +24,8 @@ import torch
 from torch import Tensor
 
 from colcompress.compressors.base import Compressed, Compressor
+from colcompress.compressors.clustering import compact, rank_in_mask
 from colcompress.models.states import TokenStates
-
-
-def token_ranks(mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Position of every token among its sequence's real tokens.
-
-    Parameters
-    ----------
-    mask : Tensor[B, N]
-        True for real tokens (need not be left-aligned).
-
-    Returns
-    -------
-    ranks : Tensor[B, N]
-        long, ``0 .. n_b - 1`` on real tokens (meaningless on padding).
-    lengths : Tensor[B]
-        long, ``n_b``: the number of real tokens.
-    """
-    mask = mask.bool()
-    ranks = mask.long().cumsum(1) - 1
-    return ranks, mask.sum(1)
 
 
 def target_counts(lengths: Tensor, budget: int | None, ratio: float | None) -> Tensor:
@@ -98,14 +79,11 @@ def select_tokens(vectors: Tensor, keep: Tensor) -> Compressed:
         ``vectors[B, M, D]`` with ``M = max_b sum(keep[b])`` (at least 1), zero
         padding rows masked out. Gradients flow to the kept input rows.
     """
-    batch, _, dim = vectors.shape
-    counts = keep.sum(1)
-    m = max(int(counts.max()) if batch else 0, 1)
-    # a stable sort of "not kept" puts kept tokens first, in their original order
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :m]
-    out = vectors.gather(1, order.unsqueeze(-1).expand(-1, -1, dim))
-    mask = torch.arange(m, device=vectors.device)[None, :] < counts[:, None]
-    return Compressed(out.masked_fill(~mask.unsqueeze(-1), 0.0), mask)
+    order, kept = compact(keep)
+    if order.shape[1] == 0:  # nothing kept anywhere: one masked slot
+        order, kept = order.new_zeros(order.shape[0], 1), kept.new_zeros(kept.shape[0], 1)
+    out = vectors.gather(1, order.unsqueeze(-1).expand(-1, -1, vectors.shape[-1]))
+    return Compressed(out.masked_fill(~kept.unsqueeze(-1), 0.0), kept)
 
 
 def top_scoring(scores: Tensor, mask: Tensor, counts: Tensor) -> Tensor:
@@ -147,8 +125,6 @@ class TokenPruning(Compressor):
         Prune only at index time (default) or also in training.
     ratio : float or None
         Relative mode: keep ``ceil(n / ratio)`` of an n-token document (>= 1).
-    hidden_size, dim : int or None
-        Backbone and projection sizes (accepted for a uniform constructor; unused).
 
     Raises
     ------
@@ -161,8 +137,6 @@ class TokenPruning(Compressor):
         budget: int | None = None,
         posthoc: bool = True,
         ratio: float | None = None,
-        hidden_size: int | None = None,
-        dim: int | None = None,
     ) -> None:
         super().__init__(budget=budget, posthoc=posthoc)
         if ratio is not None and not ratio >= 1:
@@ -198,7 +172,7 @@ class FirstKPruning(TokenPruning):
 
     def keep_mask(self, vectors: Tensor, states: TokenStates) -> Tensor:
         mask = states.mask.bool()
-        ranks, _ = token_ranks(mask)
+        ranks = rank_in_mask(mask)
         return mask & (ranks < self.counts(mask)[:, None])
 
 
@@ -210,7 +184,7 @@ class TailPruning(TokenPruning):
 
     def keep_mask(self, vectors: Tensor, states: TokenStates) -> Tensor:
         mask = states.mask.bool()
-        ranks, lengths = token_ranks(mask)
+        ranks, lengths = rank_in_mask(mask), mask.sum(1)
         return mask & (ranks >= (lengths - self.counts(mask))[:, None])
 
 
@@ -231,8 +205,6 @@ class KSpacingPruning(TokenPruning):
     posthoc : bool
     spacing : int or None
         Keep every ``spacing``-th token (>= 1).
-    hidden_size, dim : int or None
-        Accepted for a uniform constructor; unused.
     """
 
     def __init__(
@@ -240,8 +212,6 @@ class KSpacingPruning(TokenPruning):
         budget: int | None = None,
         posthoc: bool = True,
         spacing: int | None = None,
-        hidden_size: int | None = None,
-        dim: int | None = None,
     ) -> None:
         if spacing is not None and (int(spacing) != spacing or spacing < 1):
             raise ValueError(f"compressor.spacing must be a positive integer, got {spacing}")
@@ -254,7 +224,7 @@ class KSpacingPruning(TokenPruning):
 
     def keep_mask(self, vectors: Tensor, states: TokenStates) -> Tensor:
         mask = states.mask.bool()
-        ranks, lengths = token_ranks(mask)
+        ranks, lengths = rank_in_mask(mask), mask.sum(1)
         if self.spacing is not None:
             keep = mask & (ranks % self.spacing == 0)
             if self.budget is not None:
@@ -284,9 +254,11 @@ class IDFPruning(TokenPruning):
 
     Parameters
     ----------
-    budget, posthoc, ratio, hidden_size, dim
+    budget, posthoc, ratio
         See :class:`TokenPruning`.
     """
+
+    needs_corpus_idf = True
 
     idf: Tensor
 
@@ -295,8 +267,6 @@ class IDFPruning(TokenPruning):
         budget: int | None = None,
         posthoc: bool = True,
         ratio: float | None = None,
-        hidden_size: int | None = None,
-        dim: int | None = None,
     ) -> None:
         super().__init__(budget=budget, posthoc=posthoc, ratio=ratio)
         # not persistent: its size depends on the corpus; refit before indexing

@@ -41,8 +41,6 @@ class SeqResize(Compressor):
         d, the MLP's hidden width.
     activation : {"relu", "gelu"}
         sigma.
-    hidden_size, dim : int or None
-        Backbone hidden size and projection dimension; unused.
     """
 
     budget_fixed_at_train = True
@@ -54,8 +52,6 @@ class SeqResize(Compressor):
         input_length: int = 300,
         mlp_dim: int = 512,
         activation: str = "relu",
-        hidden_size: int | None = None,
-        dim: int | None = None,
     ) -> None:
         if budget is None:
             raise ValueError("seqresize needs an integer compressor.budget, got null")

@@ -14,7 +14,7 @@ import torch
 from colcompress.data.beir import BeirData
 from colcompress.evaluation.encode import Encoded, encode, encode_sharded
 from colcompress.evaluation.metrics import DEFAULT_METRICS, compute_metrics, write_trec_run
-from colcompress.evaluation.results import versions, write_json
+from colcompress.evaluation.results import run_label, versions, write_json
 from colcompress.index.base import Index
 from colcompress.models.colbert import ColBERT
 
@@ -115,7 +115,7 @@ def evaluate_model(
     texts = [data.corpus[d].full_text for d in doc_ids]
     query_ids = list(data.queries)
     log.info("encoding %d documents", len(texts))
-    counts = hasattr(model.compressor, "reset_counts")
+    counts = model.compressor.counts_pruning
     if counts:
         model.compressor.reset_counts()
     docs = encode_sharded(
@@ -179,7 +179,8 @@ class IndexEvaluator(L.Callback):
     test_budget : int or None
         Budget to index with when it differs from training (hpool, agc).
     record : dict
-        Extra entries for ``results.json`` (config, method, ...).
+        Extra entries for ``results.json`` (config, method, label, ...); a missing or
+        null ``label`` becomes :func:`~colcompress.evaluation.results.run_label`.
     baselines : Callable[[], dict] or None
         Computes the reference rows (:func:`~colcompress.evaluation.baselines.
         evaluate_baselines`), on rank 0 only, into ``results.json["baselines"]``.
@@ -238,6 +239,9 @@ class IndexEvaluator(L.Callback):
             return None
         out["index"]["train_budget"] = train_budget
         record = dict(self.record)
+        if record.get("label") is None:
+            transfer = train_budget if self.test_budget is not None else None
+            record["label"] = run_label(record.get("method", "?"), out["index"]["budget"], transfer)
         if self.baselines is not None:
             record["baselines"] = self.baselines()
         self.results = {**record, **out, "versions": versions()}

@@ -221,7 +221,7 @@ def compile_kernels(metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS) -> f
 
 
 def write_trec_run(run: dict[str, dict[str, float]], path: Path, tag: str = "colcompress") -> None:
-    """Write a run in TREC format (atomically)."""
+    """Write a run in TREC format (atomically, see :func:`colcompress.atomic.atomic_path`)."""
     with atomic_path(path) as tmp, tmp.open("w") as f:
         for qid, docs in run.items():
             ranked = sorted(docs.items(), key=lambda kv: -kv[1])

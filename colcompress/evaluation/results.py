@@ -1,4 +1,4 @@
-"""A run's ``results.json``: writing it, and reading which method made it."""
+"""A run's ``results.json``: its writer, versions and default row label."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import math
 import os
 import platform
-from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -27,24 +26,14 @@ def versions() -> dict[str, str]:
     return out
 
 
-def method_name(results: Mapping[str, Any], default: str = "?") -> str:
-    """The compressor a ``results.json`` was produced by.
+def run_label(method: str, budget: int | None, train_budget: int | None = None) -> str:
+    """The row label of a run whose config sets no ``label``.
 
-    ``method``, else ``config.compressor`` as a string, else its ``method``, ``name``
-    or the class name of its ``_target_``, else ``default``.
+    ``<method>@<budget>`` (just ``<method>`` without a fixed budget), followed by
+    `` (train <B>)`` when the index budget differs from the training budget ``B``.
     """
-    if isinstance(results.get("method"), str):
-        return results["method"]
-    compressor = (results.get("config") or {}).get("compressor")
-    if isinstance(compressor, str):
-        return compressor
-    if isinstance(compressor, Mapping):
-        for key in ("method", "name"):
-            if isinstance(compressor.get(key), str):
-                return compressor[key]
-        if isinstance(compressor.get("_target_"), str):
-            return compressor["_target_"].rsplit(".", 1)[-1]
-    return default
+    label = method if budget is None else f"{method}@{budget}"
+    return label if train_budget is None else f"{label} (train {train_budget})"
 
 
 def _clean(value: Any) -> Any:

@@ -5,8 +5,8 @@ streams relevant (query, document) pairs through batched MaxSim and records whic
 document *position* (output slot) wins each query token, how strongly, how much of the
 index ever wins, and how similar the positions of a document are to each other; then
 summarises the per-position matching strength with the coefficient of variation and
-the Gini coefficient, and correlates those across runs with retrieval quality (the
-paper's Table 8 and Figure 4).
+the Gini coefficient. Correlating those with retrieval quality across runs (the
+paper's Table 8 and Figure 4) is :mod:`colcompress.analysis.correlation`.
 
 Typical use by an evaluator::
 
@@ -17,21 +17,12 @@ Typical use by an evaluator::
         acc.update_documents(d, dm)
     stats = acc.compute(total_indexed_vectors=index.num_vectors)
     results["utilization"] = stats.to_dict()
-
-Command line::
-
-    python -m colcompress.evaluation.utilization correlate RUN_DIR RUN_DIR RUN_DIR ... --out DIR
-    python -m colcompress.evaluation.utilization figure RUN_DIR ... --out figure3.png
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
-import sys
-import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -42,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from colcompress.atomic import write_text_atomic
-from colcompress.evaluation.results import method_name
+from colcompress.evaluation.plots import plot_similarity, plot_strength
+from colcompress.padding import pad_stack
 
 if TYPE_CHECKING:
     from colcompress.data.beir import BeirData
@@ -568,25 +559,24 @@ def utilization_from_vectors(
     -------
     UtilizationStats
     """
-    from colcompress.compressors.base import pack
-
     if not doc_vectors:
         raise ValueError("utilization_from_vectors needs at least one document")
-    dim = doc_vectors[0].shape[-1]
     acc = UtilizationAccumulator(num_positions, similarity_positions, relu)
     pairs = list(pairs)
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        q = pack([query_vectors[qi] for qi, _ in chunk], dim, torch.device(device))
-        d = pack([doc_vectors[di] for _, di in chunk], dim, torch.device(device))
-        acc.update(q.vectors, q.mask, d.vectors, d.mask, doc_ids=[di for _, di in chunk])
+        q, q_mask = pad_stack([query_vectors[qi].to(device) for qi, _ in chunk])
+        d, d_mask = pad_stack([doc_vectors[di].to(device) for _, di in chunk])
+        acc.update(q, q_mask, d, d_mask, doc_ids=[di for _, di in chunk])
     order = list(range(len(doc_vectors)))
     if similarity_sample is not None and similarity_sample < len(order):
         gen = torch.Generator().manual_seed(0)
         order = sorted(torch.randperm(len(order), generator=gen)[:similarity_sample].tolist())
     for start in range(0, len(order), batch_size):
-        d = pack([doc_vectors[i] for i in order[start : start + batch_size]], dim)
-        acc.update_documents(d.vectors.to(device), d.mask.to(device))
+        d, d_mask = pad_stack(
+            [doc_vectors[i].to(device) for i in order[start : start + batch_size]]
+        )
+        acc.update_documents(d, d_mask)
     return acc.compute(total_indexed_vectors=sum(v.shape[0] for v in doc_vectors))
 
 
@@ -655,315 +645,6 @@ class UtilizationAnalysis:
             device=self.device,
         )
         if self.output_dir is not None:
-            from colcompress.evaluation.plots import plot_similarity, plot_strength
-
             plot_strength(stats, self.output_dir / "utilization_strength.png")
             plot_similarity(stats, self.output_dir / "utilization_similarity.png")
         return {"utilization": stats.to_dict()}
-
-
-# --------------------------------------------------------------------------------------
-# Correlation across runs (Table 8, Figure 4)
-# --------------------------------------------------------------------------------------
-
-EVENNESS = ("cv", "gini")
-
-
-@dataclass
-class RunRecord:
-    """What :func:`correlate` reads from one run directory's ``results.json``."""
-
-    run_dir: Path
-    label: str
-    metrics: dict[str, float]
-    stats: UtilizationStats
-
-    def inverse_evenness(self, measure: str) -> float:
-        """``1 / cv`` or ``1 / gini`` of this run."""
-        value = getattr(self.stats, measure)
-        if value is None or value == 0:
-            raise ValueError(
-                f"{self.run_dir / 'results.json'}: utilization.{measure} is {value}, so "
-                f"1/{measure} is undefined (no match records, or perfectly even strength)"
-            )
-        return 1.0 / value
-
-
-def load_run(run_dir: str | os.PathLike) -> RunRecord:
-    """Read ``run_dir/results.json`` into a :class:`RunRecord`.
-
-    Expects ``metrics`` (metric name -> number), ``utilization``
-    (:meth:`UtilizationStats.to_dict`) and the compressor name in ``method`` or
-    ``config.compressor.method`` (falling back to ``name``, ``_target_``, the dir name).
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``results.json`` is missing.
-    ValueError
-        Naming the file when it is not JSON or lacks ``metrics`` / ``utilization``.
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no results.json in run dir {run_dir}")
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(results, Mapping):
-        raise ValueError(f"{path}: expected a JSON object at the top level")
-    metrics = results.get("metrics")
-    if not isinstance(metrics, Mapping) or not metrics:
-        raise ValueError(f"{path}: lacks a non-empty 'metrics' object")
-    bad = [k for k, v in metrics.items() if not isinstance(v, (int, float))]
-    if bad:
-        raise ValueError(f"{path}: metrics {bad} are not numbers")
-    if results.get("utilization") is None:
-        raise ValueError(
-            f"{path}: lacks 'utilization' (was the run evaluated with utilization analysis?)"
-        )
-    stats = UtilizationStats.from_dict(results["utilization"], source=str(path))
-    return RunRecord(run_dir, method_name(results, run_dir.name), dict(metrics), stats)
-
-
-def load_runs(
-    run_dirs: Sequence[str | os.PathLike], labels: Sequence[str] | None = None
-) -> list[RunRecord]:
-    """:func:`load_run` for each directory, named by ``labels`` when given.
-
-    Raises
-    ------
-    ValueError
-        When ``labels`` and ``run_dirs`` differ in length (and as :func:`load_run`).
-    """
-    runs = [load_run(d) for d in run_dirs]
-    if labels is not None:
-        if len(labels) != len(runs):
-            raise ValueError(f"{len(labels)} labels for {len(runs)} run dirs")
-        for run, label in zip(runs, labels, strict=True):
-            run.label = label
-    return runs
-
-
-@dataclass
-class Correlation:
-    """Pearson correlation of one retrieval metric with one inverse evenness measure."""
-
-    metric: str
-    evenness: str
-    r: float
-    p: float
-    n: int
-
-
-@dataclass
-class CorrelationTable:
-    """Result of :func:`correlate`: the runs read and one row per (metric, evenness)."""
-
-    runs: list[RunRecord]
-    metrics: list[str]
-    correlations: list[Correlation]
-
-    def get(self, metric: str, evenness: str) -> Correlation:
-        """The correlation of ``metric`` with ``1 / evenness``."""
-        for c in self.correlations:
-            if c.metric == metric and c.evenness == evenness:
-                return c
-        raise KeyError(f"no correlation for metric={metric!r}, evenness={evenness!r}")
-
-    def to_markdown(self) -> str:
-        """Table 8 layout: Pearson r and p-value of each metric vs 1/CV and 1/Gini."""
-
-        def cell(c: Correlation) -> str:
-            if math.isnan(c.r):
-                return "n/a | n/a"
-            stars = "**" if c.p < 0.01 else "*" if c.p < 0.05 else ""
-            p = "<0.001" if c.p < 0.001 else f"{c.p:.3f}"
-            return f"{c.r:.3f}{stars} | {p}"
-
-        lines = [
-            "| Metric | 1/CV Pearson r | p-value | 1/Gini Pearson r | p-value |",
-            "|---|---|---|---|---|",
-        ]
-        for metric in self.metrics:
-            cells = " | ".join(cell(self.get(metric, e)) for e in EVENNESS)
-            lines.append(f"| {metric} | {cells} |")
-        lines.append("")
-        lines.append(
-            f"n = {len(self.runs)} runs; ** p < 0.01, * p < 0.05 (two-sided Pearson test)."
-        )
-        return "\n".join(lines)
-
-    def runs_markdown(self) -> str:
-        """One row per run: its metrics, CV, Gini and index usage."""
-        head = ["run", "method", *self.metrics, "CV", "Gini", "1/CV", "1/Gini", "index usage"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for run in self.runs:
-            s = run.stats
-            usage = "n/a" if s.index_usage is None else f"{100 * s.index_usage:.2f}%"
-            row = [
-                run.run_dir.name,
-                run.label,
-                *(f"{run.metrics[m]:.4f}" for m in self.metrics),
-                f"{s.cv:.2f}",
-                f"{s.gini:.4f}",
-                f"{1 / s.cv:.4f}",
-                f"{1 / s.gini:.3f}",
-                usage,
-            ]
-            lines.append("| " + " | ".join(row) + " |")
-        return "\n".join(lines)
-
-
-def correlate(
-    run_dirs: Sequence[str | os.PathLike],
-    metrics: Sequence[str] | None = None,
-    labels: Sequence[str] | None = None,
-) -> CorrelationTable:
-    """Pearson r between retrieval metrics and inverse evenness across runs (Table 8).
-
-    For every metric and each evenness measure e in (CV, Gini), computes
-    ``scipy.stats.pearsonr(metric values, 1 / e values)`` over the runs.
-
-    Parameters
-    ----------
-    run_dirs : sequence of paths
-        At least 3 run directories, each with a ``results.json`` (see :func:`load_run`).
-    metrics : sequence of str, optional
-        Metric names to correlate; default every metric present in all runs, in the
-        first run's order.
-    labels : sequence of str, optional
-        One name per run for the tables and plots (e.g. the report's row labels);
-        default the method recorded in each ``results.json``.
-
-    Returns
-    -------
-    CorrelationTable
-        r and p are NaN when a metric is constant across runs.
-
-    Raises
-    ------
-    ValueError
-        With fewer than 3 runs, a requested metric missing from a run (naming it), or
-        an undefined CV/Gini.
-    """
-    from scipy.stats import pearsonr
-
-    if len(run_dirs) < 3:
-        raise ValueError(
-            f"correlate needs at least 3 run dirs for a Pearson correlation, got {len(run_dirs)}"
-        )
-    runs = load_runs(run_dirs, labels)
-    if metrics is None:
-        metrics = [m for m in runs[0].metrics if all(m in r.metrics for r in runs)]
-        if not metrics:
-            raise ValueError("the runs share no metric name in their results.json 'metrics'")
-    for run in runs:
-        missing = [m for m in metrics if m not in run.metrics]
-        if missing:
-            raise ValueError(
-                f"{run.run_dir / 'results.json'}: metrics {missing} missing "
-                f"(it has {sorted(run.metrics)})"
-            )
-    correlations = []
-    for evenness in EVENNESS:
-        x = np.array([r.inverse_evenness(evenness) for r in runs])
-        for metric in metrics:
-            y = np.array([r.metrics[metric] for r in runs], dtype=np.float64)
-            if np.ptp(x) == 0 or np.ptp(y) == 0:
-                r_value, p_value = math.nan, math.nan
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    result = pearsonr(x, y)
-                r_value, p_value = float(result.statistic), float(result.pvalue)
-            correlations.append(Correlation(metric, evenness, r_value, p_value, len(runs)))
-    return CorrelationTable(runs, list(metrics), correlations)
-
-
-def _unique_labels(runs: Sequence[RunRecord]) -> list[str]:
-    labels = [r.label for r in runs]
-    return [f"{r.label} ({r.run_dir.name})" if labels.count(r.label) > 1 else r.label for r in runs]
-
-
-def write_correlation_report(table: CorrelationTable, out: str | os.PathLike) -> list[Path]:
-    """Write ``correlation.md`` and one scatter plot per evenness measure into ``out``.
-
-    Returns
-    -------
-    list of Path
-        ``correlation.md``, ``correlation_inv_cv.png``, ``correlation_inv_gini.png``.
-    """
-    from colcompress.evaluation.plots import plot_correlation
-
-    out = Path(out)
-    labels = _unique_labels(table.runs)
-    text = "\n\n".join([table.to_markdown(), table.runs_markdown()]) + "\n"
-    write_text_atomic(text, out / "correlation.md")
-    written = [out / "correlation.md"]
-    for evenness in EVENNESS:
-        xs = [r.inverse_evenness(evenness) for r in table.runs]
-        ys = {m: [r.metrics[m] for r in table.runs] for m in table.metrics}
-        name = "CV" if evenness == "cv" else "Gini"
-        written.append(
-            plot_correlation(
-                xs,
-                ys,
-                labels,
-                out / f"correlation_inv_{evenness}.png",
-                xlabel=f"1/{name} of per-position matching strength",
-                ylabel="retrieval metric",
-            )
-        )
-    return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``correlate`` (Table 8 + Figure 4) and ``figure`` (Figure 3)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m colcompress.evaluation.utilization",
-        description="Index utilization analysis across run directories.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    cor = sub.add_parser(
-        "correlate", help="Pearson r of retrieval metrics vs 1/CV and 1/Gini (>= 3 runs)"
-    )
-    cor.add_argument("run_dirs", nargs="+", type=Path, help="run dirs with results.json")
-    cor.add_argument("--out", type=Path, default=Path("."), help="where to write md + PNGs")
-    cor.add_argument("--metrics", nargs="+", help="metric names (default: all shared)")
-    fig = sub.add_parser("figure", help="strength bars over similarity heatmaps, one column/run")
-    fig.add_argument("run_dirs", nargs="+", type=Path, help="run dirs with results.json")
-    fig.add_argument("--out", type=Path, default=Path("utilization.png"), help="PNG path")
-    args = parser.parse_args(argv)
-    from colcompress.report import run_labels
-
-    try:
-        labels = run_labels(args.run_dirs)
-        if args.command == "correlate":
-            table = correlate(args.run_dirs, args.metrics, labels)
-            print(table.to_markdown())
-            print()
-            print(table.runs_markdown())
-            for path in write_correlation_report(table, args.out):
-                print(f"wrote {path}", file=sys.stderr)
-        else:
-            from colcompress.evaluation.plots import plot_utilization_grid
-
-            runs = load_runs(args.run_dirs, labels)
-            path = plot_utilization_grid(
-                dict(zip(_unique_labels(runs), (r.stats for r in runs), strict=True)), args.out
-            )
-            print(f"wrote {path}", file=sys.stderr)
-    except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    # run the package's module, not this file as __main__: plots.py imports the
-    # package's UtilizationStats, and two copies of the class would not match
-    from colcompress.evaluation.utilization import main as package_main
-
-    sys.exit(package_main())

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from colcompress.index.base import Index, SearchResult
+from colcompress.padding import pad_stack
 
 
 def validate_documents(doc_vectors: list[Tensor], ids: list[str], where: str) -> int:
@@ -104,26 +105,6 @@ def validate_queries(queries: list[Tensor], dim: int, k: int, where: str) -> Non
                 f"{where}: queries[{i}] has shape {tuple(query.shape)}; "
                 f"expected [l_q >= 1, D={dim}]"
             )
-
-
-def pad_stack(tensors: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """Stack variable-length vector sets into one zero-padded batch with a mask.
-
-    Parameters
-    ----------
-    tensors : list of Tensor[n_i, D]
-
-    Returns
-    -------
-    padded : Tensor[B, max n_i, D]
-        Padding rows are zero.
-    mask : Tensor[B, max n_i]
-        True for real rows.
-    """
-    lengths = torch.tensor([t.shape[0] for t in tensors])
-    padded = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
-    mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
-    return padded, mask.to(padded.device)
 
 
 class FlatIndex(Index):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -14,6 +15,20 @@ from colcompress.models.colbert import ColBERT
 from colcompress.training.collate import TrainBatch
 from colcompress.training.distributed import gather_padded, widen_local_columns
 from colcompress.training.losses import contrastive_loss, distillation_loss, own_candidates
+
+
+def warmup_then_decay(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor at optimizer step ``step`` (0-based) of ``total``.
+
+    ``(step + 1) / warmup`` during the warm-up, so the first step already learns, then
+    linear decay ``(total - step) / (total - warmup)`` to 0. transformers'
+    ``get_linear_schedule_with_warmup`` is the same from step ``warmup`` on but ramps
+    ``step / warmup``: its first step has learning rate 0, which would change every
+    trained model (tests/unit/test_training.py compares the two).
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(total - warmup, 1))
 
 
 class RetrievalModule(L.LightningModule):
@@ -155,13 +170,9 @@ class RetrievalModule(L.LightningModule):
         optimizer = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = min(self.warmup_steps, total)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return max(0.0, (total - step) / max(total - warmup, 1))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, partial(warmup_then_decay, warmup=warmup, total=total)
+        )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

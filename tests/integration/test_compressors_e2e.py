@@ -16,6 +16,8 @@ from tests.integration.helpers import colcompress, results_files
 TRAINED = ["seqresize", "memtok", "hpool", "agc", "crisp"]
 POSTHOC = ["kmeans_posthoc", "first_k", "tail", "k_spacing", "idf", "attention_prune"]
 
+pytestmark = pytest.mark.data  # every test runs colcompress.run on NFCorpus
+
 
 def _sweep(tmp_path: Path, *overrides: str) -> dict[str, dict]:
     colcompress(
@@ -49,6 +51,7 @@ def test_every_budgeted_compressor_runs_with_fastplaid(tmp_path: Path):
         assert index["budget"] == 6 and 0 < index["vectors_per_doc"] <= 6, name
         assert index["compression_ratio"] == pytest.approx(1 - 6 / index["avg_tokens_per_doc"])
         assert len(r["utilization"]["strength"]) == 6, name  # one position per slot
+        assert r["label"] == f"{name}@6"  # the default label
     # seqresize and memtok fill every slot; the others keep short documents short
     assert runs["memtok"]["index"]["vectors_per_doc"] == 6
     assert runs["seqresize"]["index"]["vectors_per_doc"] == 6

@@ -138,6 +138,7 @@ def test_gathered_negatives_match_single_process(tmp_path: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.data
 def test_two_process_cpu_ddp_run_trains_shards_encoding_and_evaluates(tmp_path: Path):
     """The real entry point under Lightning DDP (gloo, 2 CPU processes): training steps
     with gathered negatives, the corpus encoded in two shards and indexed on rank 0."""

@@ -11,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import ROOT
 from tests.integration.helpers import colcompress, load_results, run_env
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+pytestmark = pytest.mark.data  # every test runs colcompress.run on NFCorpus
 
 
 def _finite_unit(value: float) -> bool:
@@ -37,6 +40,7 @@ def test_debug_run_trains_indexes_and_evaluates(tmp_path: Path):
     assert (run_dir / "index").is_dir() and (run_dir / "run.trec").is_file()
     assert results["config"]["index"]["_target_"].endswith("FastPlaidIndex")
     assert results["method"] == "none" and results["dataset"] == "nfcorpus"
+    assert results["label"] == "none"  # the default label: no budget without compression
     assert results["versions"]["torch"].startswith("2.11.0")
     # utilization analytics are recorded for every run
     util = results["utilization"]
@@ -57,6 +61,7 @@ def test_debug_run_trains_indexes_and_evaluates(tmp_path: Path):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_evaluate_checkpoint_without_training_with_flat_index(tmp_path: Path):
     colcompress(tmp_path / "a", "debug=default", "evaluate=false")
     (ckpt,) = (tmp_path / "a" / "logs").rglob("last.ckpt")
@@ -73,6 +78,7 @@ def test_evaluate_checkpoint_without_training_with_flat_index(tmp_path: Path):
     assert all(_finite_unit(results["metrics"][m]) for m in METRICS)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path):
     """Kill a long run right after its first checkpoint, then resume to the end."""
     first = tmp_path / "first"

@@ -113,12 +113,12 @@ LENGTHS = [3, 12, 40, 1, 8]
 
 def build(name: str) -> Compressor:
     if name == "seqresize":
-        return SeqResize(budget=BUDGET, input_length=32, mlp_dim=16, hidden_size=DIM, dim=DIM)
+        return SeqResize(budget=BUDGET, input_length=32, mlp_dim=16)
     if name == "memtok":
-        return MemTok(budget=BUDGET, hidden_size=DIM, dim=DIM)
+        return MemTok(budget=BUDGET, hidden_size=DIM)
     if name == "hpool":
-        return HPool(budget=BUDGET, hidden_size=DIM, dim=DIM)
-    return AGC(budget=BUDGET, num_queries=3, hidden_size=DIM, dim=DIM)
+        return HPool(budget=BUDGET)
+    return AGC(budget=BUDGET, num_queries=3, hidden_size=DIM)
 
 
 # ---------------------------------------------------------------- the contract
@@ -419,8 +419,10 @@ def test_memtok_returns_memory_states_with_gradients():
 def test_configs_instantiate_through_the_main_config(name, cls):
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="config", overrides=[f"compressor={name}", "budget=5"])
-    compressor = hydra.utils.instantiate(cfg.compressor, hidden_size=16, dim=DIM)
+    kwargs = {"hidden_size": 16} if cls.needs_hidden_size else {}
+    compressor = hydra.utils.instantiate(cfg.compressor, **kwargs)
     assert isinstance(compressor, cls) and compressor.budget == 5
+    assert compressor.needs_hidden_size == (name in ("memtok", "agc"))
     assert compressor.num_extra_tokens == (5 if name in ("memtok", "agc") else 0)
     assert compressor.needs_attention == (name == "agc")
     assert compressor.budget_fixed_at_train == (name in ("seqresize", "memtok"))

@@ -183,13 +183,13 @@ def test_non_contiguous_mask() -> None:
     ],
 )
 def test_invalid_options_name_the_option(kwargs: dict, option: str) -> None:
-    args = {"budget": 8, "hidden_size": 32, "dim": 16} | kwargs
+    args = {"budget": 8} | kwargs
     with pytest.raises(ValueError, match=option):
         CrispKMeans(**args)
 
 
 def test_flags_and_posthoc() -> None:
-    crisp = CrispKMeans(budget=8, hidden_size=32, dim=16)
+    crisp = CrispKMeans(budget=8)
     assert crisp.applies_to_queries and not crisp.posthoc
     posthoc = CrispKMeans(budget=8, posthoc=True, cluster_queries=False)
     assert posthoc.posthoc and not posthoc.applies_to_queries
@@ -213,7 +213,7 @@ def test_configs_instantiate_through_the_main_config(
 ) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="config", overrides=[f"compressor={name}", *overrides])
-    compressor = hydra.utils.instantiate(cfg.compressor, hidden_size=32, dim=16)
+    compressor = hydra.utils.instantiate(cfg.compressor)
     assert isinstance(compressor, CrispKMeans)
     assert compressor.posthoc == posthoc and compressor.mode == mode
     assert compressor.applies_to_queries

@@ -124,7 +124,7 @@ def test_exact_pruning_keeps_every_colbert_p_score() -> None:
         vectors[b, : len(x)] = torch.from_numpy(x)
         mask[b, : len(x)] = True
     assert float(vectors.norm(dim=-1).max()) <= 1.0
-    pruner = LosslessPruning(strategy="lp", hidden_size=32, dim=dim).eval()
+    pruner = LosslessPruning(strategy="lp").eval()
     out = pruner(vectors, _states(mask))
     kept = out.mask.sum(1)
     assert (kept[:3] < 0.7 * mask.sum(1)[:3]).all()  # the low-rank docs lose many vectors
@@ -160,7 +160,7 @@ def test_real_encoded_queries_score_the_same_after_pruning(beir_dir: Path) -> No
     torch.manual_seed(0)
     tiny = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
     model = ColBERT(
-        compressor=LosslessPruning(strategy="lp", hidden_size=32, dim=3),
+        compressor=LosslessPruning(strategy="lp"),
         dim=3,
         doc_length=64,
         normalize="clip",
@@ -214,7 +214,7 @@ def test_regularizers_match_their_definitions() -> None:
     mask = torch.ones(3, 7, dtype=torch.bool)
     mask[1, 4:] = False
     vectors.requires_grad_(True)
-    pruner = LosslessPruning(nuclear_weight=2.0, similarity_weight=0.5, l1_weight=3.0, dim=5)
+    pruner = LosslessPruning(nuclear_weight=2.0, similarity_weight=0.5, l1_weight=3.0)
     terms = pruner.regularization(Compressed(vectors, mask))
     values = {name: float(term.detach()) for name, term in terms.items()}
     assert set(terms) == {"nuclear_norm", "doc_similarity", "l1_norm"}
@@ -252,7 +252,7 @@ def test_regularizers_match_their_definitions() -> None:
 )
 def test_invalid_options_name_the_option(kwargs: dict, option: str) -> None:
     with pytest.raises(ValueError, match=option):
-        LosslessPruning(**kwargs, hidden_size=32, dim=16)
+        LosslessPruning(**kwargs)
 
 
 @pytest.mark.slow
@@ -270,7 +270,7 @@ def test_worker_processes_give_the_same_result() -> None:
 def test_configs_instantiate_through_the_main_config(name: str, strategy: str) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="config", overrides=[f"compressor={name}"])
-    compressor = hydra.utils.instantiate(cfg.compressor, hidden_size=32, dim=16)
+    compressor = hydra.utils.instantiate(cfg.compressor)
     assert isinstance(compressor, LosslessPruning)
     assert compressor.strategy == strategy and compressor.posthoc and compressor.budget is None
     assert compressor.regularization(Compressed(torch.rand(2, 3, 16) * 0.1, torch.ones(2, 3)))

@@ -75,6 +75,7 @@ def compiled_cache(tmp_path_factory) -> Path:
     return root / "numba"
 
 
+@pytest.mark.slow  # compiles every ranx kernel into a fresh numba cache (~2 min on 2 cores)
 def test_compile_kernels_compiles_everything_runs_and_reports_use(tmp_path, compiled_cache):
     cache = tmp_path / "numba"
     shutil.copytree(compiled_cache, cache)
@@ -148,6 +149,7 @@ def _swap_cache_entries(cache_dir: Path, function: str) -> None:
     shutil.move(swap, b)
 
 
+@pytest.mark.slow  # needs the freshly compiled cache above
 def test_a_corrupted_numba_cache_raises_instead_of_returning_wrong_metrics(
     tmp_path, compiled_cache
 ):

@@ -263,7 +263,7 @@ def test_a_checkpoint_without_the_compressors_parameters_is_refused(tmp_path):
     plain = ColBERT(random_config=TINY, dim=16)
     path = tmp_path / "plain.ckpt"
     torch.save({"state_dict": {f"model.{k}": v for k, v in plain.state_dict().items()}}, path)
-    memtok = ColBERT(random_config=TINY, dim=16, compressor=MemTok(4, hidden_size=32, dim=16))
+    memtok = ColBERT(random_config=TINY, dim=16, compressor=MemTok(4, hidden_size=32))
     with pytest.raises(ValueError, match=r"compressor's parameters \['compressor.memory'\]"):
         load_model_weights(memtok, path)
     assert load_model_weights(ColBERT(random_config=TINY, dim=16), path) is not None

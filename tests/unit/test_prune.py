@@ -157,7 +157,7 @@ def test_gradients_reach_kept_tokens_only() -> None:
 )
 def test_invalid_options_name_the_option(cls, kwargs: dict, option: str) -> None:
     with pytest.raises(ValueError, match=option):
-        cls(**kwargs, hidden_size=32, dim=16)
+        cls(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,7 @@ def test_invalid_options_name_the_option(cls, kwargs: dict, option: str) -> None
 def test_configs_instantiate_through_the_main_config(name, cls, overrides) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="config", overrides=[f"compressor={name}", *overrides])
-    compressor = hydra.utils.instantiate(cfg.compressor, hidden_size=32, dim=16)
+    compressor = hydra.utils.instantiate(cfg.compressor)
     assert isinstance(compressor, cls) and compressor.posthoc
     assert not compressor.applies_to_queries
     assert compressor.needs_attention == (name == "attention_prune")

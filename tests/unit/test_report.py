@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from scipy import stats
 
+from colcompress.analysis.cli import main
+from colcompress.analysis.records import AnalysisError, RunRecord
+from colcompress.analysis.tables import build_report
 from colcompress.evaluation.metrics import compute_metrics, write_trec_run
-from colcompress.report import ReportError, build_report, main, run_labels
 
 N = 20  # queries, one relevant document each
 METRICS = ["ndcg@10", "recall@10"]
@@ -73,6 +75,7 @@ def write_run(
     dataset: dict[str, Any] | None = None,
     evaluation: dict[str, Any] | None = None,
     status: str | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """A run directory as run.py writes it: results.json + run.trec."""
     run_dir.mkdir(parents=True)
@@ -113,6 +116,8 @@ def write_run(
             "index_bytes": 4096 if budget is None else 64 * budget,
         },
     }
+    if label:
+        results["label"] = label
     if status:
         results["status"] = status
         results["error"] = "RuntimeError: CUDA out of memory"
@@ -134,7 +139,7 @@ def _csv_rows(report) -> dict[tuple[str, str], dict[str, str]]:
 
 
 def test_percentages_and_t_test_marks(sweep: Path):
-    report = build_report([sweep], metrics=METRICS)
+    report = build_report([sweep], metrics=METRICS, order=["none", "hpool"])
     assert report.rows == ["bm25 (ref)", "none", "hpool@32", "agc@32"]
     assert report.columns == ["toy"]
     base = sum(_ndcg(r) for r in BASE_RANKS) / N
@@ -178,7 +183,7 @@ def test_fisher_randomization_marks(sweep: Path):
 def test_mismatched_splits_are_refused(tmp_path: Path, data_dir: Path):
     write_run(tmp_path / "a", data_dir, "none", BASE_RANKS, budget=None)
     write_run(tmp_path / "b", data_dir, "agc", STRONG_RANKS, split="dev")
-    with pytest.raises(ReportError, match="different data") as err:
+    with pytest.raises(AnalysisError, match="different data") as err:
         build_report([tmp_path / "a", tmp_path / "b"])
     assert str(tmp_path / "a" / "results.json") in str(err.value)
     assert str(tmp_path / "b" / "results.json") in str(err.value)
@@ -188,12 +193,12 @@ def test_mismatched_splits_are_refused(tmp_path: Path, data_dir: Path):
 def test_mismatched_slices_and_metric_settings_are_refused(tmp_path: Path, data_dir: Path):
     write_run(tmp_path / "a", data_dir, "none", BASE_RANKS, budget=None)
     write_run(tmp_path / "b", data_dir, "agc", STRONG_RANKS, dataset={"max_eval_queries": 8})
-    with pytest.raises(ReportError, match="max_eval_queries=8"):
+    with pytest.raises(AnalysisError, match="max_eval_queries=8"):
         build_report([tmp_path / "a", tmp_path / "b"])
     write_run(tmp_path / "c", data_dir, "hpool", WEAK_RANKS, evaluation={"top_k": 10})
-    with pytest.raises(ReportError, match="metric settings"):
+    with pytest.raises(AnalysisError, match="metric settings"):
         build_report([tmp_path / "a", tmp_path / "c"])
-    with pytest.raises(ReportError, match="'map@100' is missing"):
+    with pytest.raises(AnalysisError, match="'map@100' is missing"):
         build_report([tmp_path / "a"], metrics=["map@100"])
 
 
@@ -208,19 +213,19 @@ def test_failed_runs_are_listed_apart(sweep: Path, data_dir: Path):
     assert "## failed runs" in report.to_markdown()
 
 
-def test_rows_split_by_budget_and_settings(tmp_path: Path, data_dir: Path):
+def test_rows_are_the_recorded_labels(tmp_path: Path, data_dir: Path):
     write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
-    on, off = {"weighting": True, "seed": 0}, {"weighting": False, "seed": 0}
-    write_run(tmp_path / "1", data_dir, "agc", STRONG_RANKS, budget=5, compressor=on)
-    write_run(tmp_path / "2", data_dir, "agc", WEAK_RANKS, budget=32, compressor=on)
-    write_run(tmp_path / "3", data_dir, "agc", WEAK_RANKS, compressor=off)
+    on, off = "weighting=true", "weighting=false"
+    write_run(tmp_path / "1", data_dir, "agc", STRONG_RANKS, budget=5, label=f"agc@5 {on}")
+    write_run(tmp_path / "2", data_dir, "agc", WEAK_RANKS, budget=32, label=f"agc@32 {on}")
+    write_run(tmp_path / "3", data_dir, "agc", WEAK_RANKS, label=f"agc@32 {off}")
     write_run(tmp_path / "4", data_dir, "none", BASE_RANKS, budget=None)  # a duplicate
     report = build_report([tmp_path])
     assert report.rows == [
         "bm25 (ref)",
         "none",
         "agc@5 weighting=true",
-        "agc@32 weighting=true",  # same budget: in sweep (directory) order
+        "agc@32 weighting=true",  # same budget: in the order found
         "agc@32 weighting=false",
     ]
     assert any("superseded" in n for n in report.notes)
@@ -231,6 +236,12 @@ def test_rows_split_by_budget_and_settings(tmp_path: Path, data_dir: Path):
     assert by_budget.cells["none", "toy@5"].run is by_budget.cells["none", "toy@32"].run
     assert by_budget.cells["agc weighting=true", "toy@5"].significant["ndcg@10"]
     assert ("agc weighting=false", "toy@5") not in by_budget.cells
+
+
+def test_rows_follow_the_given_method_order(sweep: Path):
+    assert build_report([sweep]).rows[-2:] == ["agc@32", "hpool@32"]  # as found
+    ordered = build_report([sweep], order=["none", "hpool", "agc"])
+    assert ordered.rows == ["bm25 (ref)", "none", "hpool@32", "agc@32"]
 
 
 def test_budget_transfer_rows_take_the_matched_budget_run(tmp_path: Path, data_dir: Path):
@@ -262,36 +273,17 @@ def test_budget_transfer_rows_take_the_matched_budget_run(tmp_path: Path, data_d
     assert "agc" not in build_report([tmp_path], budget_columns=True).rows
 
 
-def test_a_setting_a_run_lacks_stays_out_of_its_label(tmp_path: Path, data_dir: Path):
-    """The AGC ablation's table: beir_table's agc (no ``ablation`` key) is the full row."""
+def test_a_run_without_a_label_gets_the_default_one(tmp_path: Path, data_dir: Path):
+    """results.json from before the label field: ``method@budget`` as run.py writes it."""
     write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
-    write_run(tmp_path / "3", data_dir, "agc", WEAK_RANKS, compressor={"weighting": True})
-    for i, name in enumerate(["no_weight", "no_cluster"], start=1):
-        run = write_run(tmp_path / str(i), data_dir, "agc", STRONG_RANKS)
-        run["config"]["ablation"] = name
-        run["config"]["compressor"]["weighting"] = name != "no_weight"
-        (tmp_path / str(i) / "results.json").write_text(json.dumps(run))
-    report = build_report([tmp_path])
-    # the plain configuration first, though its directory sorts last
-    assert report.rows[-3:] == ["agc@32", "agc@32 ablation=no_weight", "agc@32 ablation=no_cluster"]
-    assert report.cells["agc@32", "toy"].run.run_dir == tmp_path / "3"
-    assert not any("<unset>" in row for row in report.rows)
-    # other tools name the runs as the report does; one budget goes unnamed
-    dirs = [tmp_path / "3", tmp_path / "1", tmp_path / "2"]
-    assert run_labels(dirs) == ["agc", "agc ablation=no_weight", "agc ablation=no_cluster"]
-    assert run_labels([tmp_path / "0", tmp_path / "3"]) == ["none", "agc@32"]
-    with pytest.raises(ReportError, match=r"missing/results.json: unreadable"):
-        run_labels([*dirs, tmp_path / "missing"])
-
-
-def test_rows_without_a_budget_name_their_sizing(tmp_path: Path, data_dir: Path):
-    write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
-    write_run(tmp_path / "1", data_dir, "crisp", STRONG_RANKS, budget=8)
-    relative = {"mode": "relative", "ratio": 4, "spacing": None}
-    write_run(tmp_path / "2", data_dir, "crisp", WEAK_RANKS, budget=None, compressor=relative)
-    write_run(tmp_path / "3", data_dir, "k_spacing", WEAK_RANKS, None, compressor={"spacing": 4})
-    report = build_report([tmp_path])
-    assert sorted(report.rows[-3:]) == ["crisp ratio=4", "crisp@8", "k_spacing spacing=4"]
+    write_run(tmp_path / "1", data_dir, "agc", STRONG_RANKS, label="agc@32 ablation=no_weight")
+    run = write_run(tmp_path / "2", data_dir, "agc", WEAK_RANKS, budget=5)
+    run["config"]["test_budget"], run["index"]["train_budget"] = 5, 32
+    (tmp_path / "2" / "results.json").write_text(json.dumps(run))
+    labels = [RunRecord.from_dir(tmp_path / d).label for d in "012"]
+    assert labels == ["none", "agc@32 ablation=no_weight", "agc@5 (train 32)"]
+    with pytest.raises(AnalysisError, match=r"missing/results.json: unreadable"):
+        RunRecord.from_dir(tmp_path / "missing")
 
 
 def test_cli_writes_markdown_csv_latex(sweep: Path, tmp_path: Path, capsys):

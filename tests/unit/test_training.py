@@ -116,6 +116,7 @@ def test_distillation_needs_teacher_scores():
         module.training_step(batch, 0)
 
 
+@pytest.mark.slow
 def test_distillation_with_a_teacher_model_follows_its_ranking():
     torch.manual_seed(0)
     teacher = ColBERT(random_config=TINY, dim=16, doc_length=16)
@@ -192,7 +193,7 @@ def test_last_checkpoint_holds_the_final_step(tmp_path, max_steps: int):
     last.ckpt (Lightning alone links it to step 2); one step checkpoint is kept."""
     from lightning.pytorch.demos.boring_classes import BoringModel
 
-    from colcompress.training.checkpoint import FinalStepCheckpoint
+    from colcompress.training.final_step_checkpoint import FinalStepCheckpoint
 
     checkpoint = FinalStepCheckpoint(
         dirpath=tmp_path,
@@ -217,3 +218,20 @@ def test_last_checkpoint_holds_the_final_step(tmp_path, max_steps: int):
     assert last["global_step"] == max_steps
     assert torch.equal(last["state_dict"]["layer.weight"], model.layer.weight.detach())
     assert sorted(p.name for p in tmp_path.glob("step*.ckpt")) == [f"step{max_steps}.ckpt"]
+
+
+@pytest.mark.parametrize(("warmup", "total"), [(0, 7), (3, 10), (20, 170)])
+def test_warmup_schedule_against_transformers(warmup: int, total: int):
+    """The schedule equals transformers' linear warm-up/decay once warmed up; during the
+    warm-up it is that schedule one step ahead (the first step does not have lr 0)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    from colcompress.training.module import warmup_then_decay
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    library = get_linear_schedule_with_warmup(optimizer, warmup, total).lr_lambdas[0]
+    for step in range(total + 1):
+        expected = library(step + 1) if step < warmup else library(step)
+        assert warmup_then_decay(step, warmup, total) == expected, step
+    if warmup:
+        assert library(0) == 0.0 and warmup_then_decay(0, warmup, total) == 1 / warmup

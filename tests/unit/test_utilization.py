@@ -1,18 +1,15 @@
-"""Utilization analytics: evenness measures, streaming statistics, correlation, plots, CLI."""
+"""Utilization analytics: evenness measures, streaming statistics, the evaluator hook, plots."""
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from scipy import stats as sps
 
 from colcompress.evaluation import plots
 from colcompress.evaluation.utilization import (
@@ -20,14 +17,10 @@ from colcompress.evaluation.utilization import (
     UtilizationAnalysis,
     UtilizationStats,
     coefficient_of_variation,
-    correlate,
     gini,
-    load_run,
-    main,
     utilization_from_vectors,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -348,93 +341,7 @@ def test_utilization_from_vectors_and_evaluator_hook(tmp_path):
     assert sample.similarity_documents == 2
 
 
-# ----------------------------------------------------------------------------- correlate
-
-
-def _stats_with(strength: list[float]) -> dict:
-    return UtilizationStats(
-        strength=strength,
-        strength_sum=strength,
-        wins=[1] * len(strength),
-        position_counts=[1] * len(strength),
-        cv=coefficient_of_variation(strength),
-        gini=gini(strength),
-        num_pairs=10,
-        num_match_records=100,
-        index_usage=0.25,
-        similarity=[[1.0, 0.2], [0.2, None]],
-    ).to_dict()
-
-
-STRENGTHS = [[1.0, 1.0, 0.5], [2.0, 1.0, 0.2], [1.0, 0.1, 0.1], [1.0, 0.9, 0.8]]
-NDCG = [0.40, 0.31, 0.12, 0.45]
-
-
-def _make_runs(tmp_path: Path) -> list[Path]:
-    dirs = []
-    for k, (strength, ndcg) in enumerate(zip(STRENGTHS, NDCG, strict=True)):
-        run = tmp_path / f"run{k}"
-        run.mkdir()
-        inv_cv = 1 / coefficient_of_variation(strength)
-        results = {
-            "config": {"compressor": {"method": ["agc", "hpool", "memtok", "agc"][k]}},
-            "metrics": {"ndcg@10": ndcg, "recall@1": 3.0 * inv_cv + 0.1, "mrr@10": 0.2},
-            "utilization": _stats_with(strength),
-        }
-        (run / "results.json").write_text(json.dumps(results))
-        dirs.append(run)
-    return dirs
-
-
-def test_correlate_matches_numpy_and_scipy(tmp_path):
-    table = correlate(_make_runs(tmp_path))
-    assert table.metrics == ["ndcg@10", "recall@1", "mrr@10"]
-    inv_cv = [1 / coefficient_of_variation(s) for s in STRENGTHS]
-    inv_gini = [1 / gini(s) for s in STRENGTHS]
-    assert table.get("recall@1", "cv").r == pytest.approx(1.0)  # exactly linear in 1/CV
-    for x, evenness in ((inv_cv, "cv"), (inv_gini, "gini")):
-        c = table.get("ndcg@10", evenness)
-        r = np.corrcoef(x, NDCG)[0, 1]
-        t = r * math.sqrt(2 / (1 - r**2))  # n - 2 = 2 degrees of freedom
-        assert c.r == pytest.approx(r)
-        assert c.p == pytest.approx(2 * sps.t.sf(abs(t), 2))
-        assert c.n == 4
-    assert math.isnan(table.get("mrr@10", "cv").r)  # constant metric
-    md = table.to_markdown()
-    assert md.splitlines()[0].startswith("| Metric | 1/CV Pearson r")
-    assert "| recall@1 | 1.000** | <0.001 |" in md
-    assert "| mrr@10 | n/a | n/a |" in md
-    assert "agc" in table.runs_markdown() and "25.00%" in table.runs_markdown()
-
-
-def test_correlate_errors_name_the_run(tmp_path):
-    dirs = _make_runs(tmp_path)
-    with pytest.raises(ValueError, match="at least 3 run dirs"):
-        correlate(dirs[:2])
-    missing = tmp_path / "empty"
-    missing.mkdir()
-    with pytest.raises(FileNotFoundError, match="empty"):
-        correlate([*dirs[:2], missing])
-    results = json.loads((dirs[0] / "results.json").read_text())
-    del results["utilization"]
-    (dirs[0] / "results.json").write_text(json.dumps(results))
-    with pytest.raises(ValueError, match=r"run0/results.json: lacks 'utilization'"):
-        correlate(dirs)
-    with pytest.raises(ValueError, match=r"run1/results.json: metrics \['map'\] missing"):
-        correlate(dirs[1:], metrics=["map"])
-    assert load_run(dirs[1]).label == "hpool"
-    with pytest.raises(ValueError, match="2 labels for 3 run dirs"):
-        correlate(dirs[1:], labels=["a", "b"])
-
-
-def test_correlate_takes_row_labels(tmp_path):
-    labels = ["agc@32", "hpool@32", "memtok@32", "agc@5"]
-    table = correlate(_make_runs(tmp_path), labels=labels)
-    assert [r.label for r in table.runs] == labels
-    assert "| agc@5 |" in table.runs_markdown()
-
-
-# ----------------------------------------------------------------------------- plots, CLI
+# ----------------------------------------------------------------------------- plots
 
 
 def _assert_png(path: Path) -> None:
@@ -443,57 +350,17 @@ def _assert_png(path: Path) -> None:
 
 
 def test_plots_write_png(tmp_path):
-    stats = UtilizationStats.from_dict(_stats_with([1.0, 0.5, 0.2]))
-    _assert_png(plots.plot_strength(stats, tmp_path / "strength.png", title="agc"))
-    _assert_png(plots.plot_similarity(stats.to_dict(), tmp_path / "sim.png"))
-    out = plots.plot_correlation([1, 2, 3], [0.1, 0.3, 0.2], ["a", "b", "c"], tmp_path / "c.png")
-    _assert_png(out)
-    grid = {"agc": stats, "hpool": _stats_with([0.3, 0.3, 0.1])}
-    _assert_png(plots.plot_utilization_grid(grid, tmp_path / "sub" / "grid.png"))
-    with pytest.raises(ValueError, match="2 labels for 3 points"):
-        plots.correlation_figure([1, 2, 3], [1, 2, 3], ["a", "b"])
-
-
-def test_cli_main(tmp_path, capsys):
-    dirs = [str(d) for d in _make_runs(tmp_path)]
-    out = tmp_path / "out"
-    assert main(["correlate", *dirs, "--out", str(out), "--metrics", "ndcg@10"]) == 0
-    printed = capsys.readouterr().out
-    assert "| ndcg@10 |" in printed and "recall@1" not in printed.split("\n\n")[0]
-    for name in ("correlation.md", "correlation_inv_cv.png", "correlation_inv_gini.png"):
-        assert (out / name).is_file()
-    _assert_png(out / "correlation_inv_cv.png")
-    assert main(["figure", *dirs[:2], "--out", str(tmp_path / "fig3.png")]) == 0
-    _assert_png(tmp_path / "fig3.png")
-    assert main(["correlate", *dirs[:2]]) == 1
-    assert "at least 3 run dirs" in capsys.readouterr().err
-
-
-def test_cli_names_runs_of_one_method_by_their_settings(tmp_path, capsys):
-    """The ablation's figure and table: three agc runs told apart as the report does."""
-    dirs = _make_runs(tmp_path)
-    for run_dir, ablation in zip(dirs, ["none", "no_weight", "no_select", "no_cluster"]):
-        results = json.loads((run_dir / "results.json").read_text())
-        results["config"]["compressor"]["method"] = "agc"
-        results["config"]["ablation"] = ablation
-        (run_dir / "results.json").write_text(json.dumps(results))
-    assert main(["correlate", *map(str, dirs), "--out", str(tmp_path / "out")]) == 0
-    printed = capsys.readouterr().out
-    for ablation in ["none", "no_weight", "no_select", "no_cluster"]:
-        assert f"| agc ablation={ablation} |" in printed
-
-
-@pytest.mark.slow
-def test_cli_subprocess(tmp_path):
-    dirs = [str(d) for d in _make_runs(tmp_path)]
-    cli = [sys.executable, "-m", "colcompress.evaluation.utilization", "correlate"]
-    proc = subprocess.run(
-        [*cli, *dirs, "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
+    strength = [1.0, 0.5, 0.2]
+    stats = UtilizationStats(
+        strength=strength,
+        strength_sum=strength,
+        wins=[1, 1, 1],
+        position_counts=[1, 1, 1],
+        cv=coefficient_of_variation(strength),
+        gini=gini(strength),
+        num_pairs=10,
+        num_match_records=100,
+        similarity=[[1.0, 0.2], [0.2, None]],
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "| ndcg@10 |" in proc.stdout
-    assert (tmp_path / "o" / "correlation_inv_gini.png").is_file()
+    _assert_png(plots.plot_strength(stats, tmp_path / "strength.png", title="agc"))
+    _assert_png(plots.plot_similarity(stats, tmp_path / "sim.png"))

@@ -1,0 +1,123 @@
+"""``python -m colcompress.report``: tables, utilization correlation and figures from runs.
+
+::
+
+    python -m colcompress.report RUN_OR_SWEEP_DIRS... [--metric ndcg@10,recall@10] [--out DIR]
+    python -m colcompress.report correlate RUN_DIRS... [--metrics ndcg@10 recall@10] --out DIR
+    python -m colcompress.report figure RUN_DIRS... --out utilization.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from colcompress.analysis import render
+from colcompress.analysis.correlation import correlate, short_labels, write_correlation
+from colcompress.analysis.plots import plot_utilization_grid
+from colcompress.analysis.records import AnalysisError, RunRecord
+from colcompress.analysis.significance import TESTS
+from colcompress.analysis.tables import build_report
+
+PROG = "python -m colcompress.report"
+
+
+def _table_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Tables (Markdown, CSV, LaTeX) from colcompress run directories; "
+        f"'{PROG} correlate|figure -h' for the utilization analysis.",
+    )
+    parser.add_argument("paths", nargs="+", help="run dirs, sweep dirs or results.json files")
+    add = parser.add_argument
+    add("--metric", action="append", help="metric(s) to tabulate, comma-separated (ndcg@10)")
+    add("--baseline", default="none", help="row label of the 100%% reference (default: none)")
+    add("--test", choices=sorted(TESTS), default="t-test")
+    add("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    add("--permutations", type=int, default=1000, help="Fisher test permutations")
+    add("--seed", type=int, default=42, help="Fisher test seed")
+    add("--budget-columns", action="store_true", help="columns are dataset x budget")
+    add("--order", default="", help="methods in row order, comma-separated (default: as found)")
+    add("--data-dir", help="BEIR folder for the qrels (default: as recorded)")
+    add("--digits", type=int, default=3, help="decimals of metric values")
+    add("--out", help="output folder (default: the first path, if a folder)")
+    add("--format", default="md,csv,tex", help="files to write: md,csv,tex")
+    add("--name", default="report", help="file name stem (report)")
+    return parser
+
+
+def _utilization_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Index utilization across runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cor = sub.add_parser("correlate", help="Pearson r of metrics vs 1/CV and 1/Gini (>= 3 runs)")
+    cor.add_argument("run_dirs", nargs="+", type=Path, help="run dirs with results.json")
+    cor.add_argument("--out", type=Path, default=Path("."), help="where to write md + PNGs")
+    cor.add_argument("--metrics", nargs="+", help="metric names (default: all shared)")
+    fig = sub.add_parser("figure", help="strength bars over similarity heatmaps, one column/run")
+    fig.add_argument("run_dirs", nargs="+", type=Path, help="run dirs with results.json")
+    fig.add_argument("--out", type=Path, default=Path("utilization.png"), help="PNG path")
+    return parser
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _tables(argv: list[str]) -> int:
+    args = _table_parser().parse_args(argv)
+    formats = _split([args.format])
+    unknown = sorted(set(formats) - set(render.FORMATS))
+    if unknown:
+        print(f"{PROG}: error: unknown --format {unknown}; use md,csv,tex", file=sys.stderr)
+        return 2
+    try:
+        report = build_report(
+            args.paths,
+            metrics=_split(args.metric) or None,
+            baseline=args.baseline,
+            test=args.test,
+            alpha=args.alpha,
+            permutations=args.permutations,
+            seed=args.seed,
+            budget_columns=args.budget_columns,
+            data_dir=args.data_dir,
+            digits=args.digits,
+            order=_split([args.order]),
+        )
+    except AnalysisError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    print(report.to_markdown(), end="")
+    first = Path(args.paths[0])
+    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
+    written = render.write(report, out, formats, args.name)
+    print("\nwritten: " + ", ".join(str(p) for p in written))
+    return 0 if report.rows else 1
+
+
+def _utilization(argv: list[str]) -> int:
+    args = _utilization_parser().parse_args(argv)
+    try:
+        runs = [RunRecord.from_dir(d) for d in args.run_dirs]
+        if args.command == "correlate":
+            table = correlate(runs, args.metrics)
+            print(table.to_markdown() + "\n\n" + table.runs_markdown())
+            written = write_correlation(table, args.out)
+        else:
+            stats = {label: r.utilization for label, r in zip(short_labels(runs), runs)}
+            written = [plot_utilization_grid(stats, args.out)]
+    except (OSError, AnalysisError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; 0 on success, 1 when nothing was reported, 2 on refusal."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("correlate", "figure"):
+        return _utilization(argv)
+    return _tables(argv)

@@ -1,0 +1,214 @@
+"""A report's tables as Markdown, CSV (one line per cell and metric) and LaTeX (booktabs)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from colcompress.analysis.significance import TEST_NAMES
+from colcompress.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    from colcompress.analysis.tables import Cell, Report
+
+FORMATS = ("md", "csv", "tex")
+MARK = "†"
+CSV_COLUMNS = (
+    "row kind method dataset column budget train_budget metric value pct_of_baseline p_value "
+    "significant compression_ratio vector_reduction vectors_per_doc index_bytes run_dir"
+).split()
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "—": "--",
+}
+
+
+def _value(report: Report, cell: Cell | None, metric: str, latex: bool = False) -> str:
+    """``0.333 (95.6%)†``: the metric, its percentage of the baseline, the mark."""
+    if cell is None:
+        return "--" if latex else "—"
+    text = f"{cell.metrics[metric]:.{report.digits}f}"
+    pct = cell.pct.get(metric)
+    if pct is not None:
+        text += f" ({pct:.1f}\\%)" if latex else f" ({pct:.1f}%)"
+    if cell.significant.get(metric):
+        text += "$^\\dagger$" if latex else MARK
+    return text
+
+
+def _num(value: Any, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _bytes(value: Any) -> str:
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _index(cell: Cell | None) -> str | None:
+    """``ratio / reduction · vectors per doc · size`` of the run's index."""
+    if cell is None or cell.run is None:
+        return None
+    idx = cell.run.index
+    ratio = (
+        f"{_num(idx.get('compression_ratio'), '.2f')} / {_num(idx.get('vector_reduction'), '.2f')}"
+    )
+    return " · ".join(
+        [ratio, _num(idx.get("vectors_per_doc"), ".1f"), _bytes(idx.get("index_bytes"))]
+    )
+
+
+def _index_rows(report: Report) -> list[tuple[str, list[str | None]]]:
+    rows = [
+        (row, [_index(report.cells.get((row, c))) for c in report.columns]) for row in report.rows
+    ]
+    return [(row, values) for row, values in rows if any(v is not None for v in values)]
+
+
+def markdown(report: Report) -> str:
+    """All tables, the failed runs and the notes as Markdown."""
+    header = "| method | " + " | ".join(report.columns) + " |"
+    rule = "|---|" + "---:|" * len(report.columns)
+    legend = (
+        f"(% of `{report.baseline}` on the same column; {MARK}: p < {report.alpha:g}, "
+        f"{TEST_NAMES[report.test]} against `{report.baseline}`)"
+    )
+    runs = {id(c.run) for c in report.cells.values() if c.run is not None}
+    parts = ["# colcompress report", "", f"{len(runs)} runs, {len(report.failed)} failed."]
+    for metric in report.metrics:
+        parts += ["", f"## {metric} {legend}", "", header, rule]
+        for row in report.rows:
+            values = [_value(report, report.cells.get((row, c)), metric) for c in report.columns]
+            parts.append(f"| {row} | " + " | ".join(values) + " |")
+    index_rows = _index_rows(report)
+    if index_rows:
+        title = "## index (compression ratio / vector reduction · vectors per doc · size)"
+        parts += ["", title, "", header, rule]
+        parts += [
+            f"| {row} | " + " | ".join(v or "—" for v in vals) + " |" for row, vals in index_rows
+        ]
+    if report.failed:
+        parts += ["", "## failed runs", "", "| run | method | dataset | reason |", "|---" * 4 + "|"]
+        for f in report.failed:
+            reason = " ".join(f.reason.split()).replace("|", "\\|")
+            parts.append(f"| {f.run_dir} | {f.method} | {f.dataset} | {reason} |")
+    if report.notes:
+        parts += ["", "## notes", ""] + [f"- {note}" for note in report.notes]
+    return "\n".join(parts) + "\n"
+
+
+def _csv(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def csv_text(report: Report) -> str:
+    """One line per (row, column, metric) with every number behind the cell."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in report.rows:
+        for column in report.columns:
+            cell = report.cells.get((row, column))
+            if cell is None:
+                continue
+            run = cell.run
+            idx = run.index if run else {}
+            for metric in report.metrics:
+                writer.writerow(
+                    [
+                        row,
+                        "run" if run else "reference",
+                        run.method if run else row.removesuffix(" (ref)"),
+                        cell.dataset,
+                        column,
+                        _csv(run.budget if run else None),
+                        _csv(run.train_budget if run else None),
+                        metric,
+                        repr(cell.metrics[metric]),
+                        _csv(cell.pct.get(metric)),
+                        _csv(cell.p_value.get(metric)),
+                        _csv(cell.significant.get(metric)),
+                        *(_csv(idx.get(k)) for k in CSV_COLUMNS[12:16]),
+                        str(run.run_dir) if run else "",
+                    ]
+                )
+    return buffer.getvalue()
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def _tex_table(caption: str, spec: str, head: str, body: list[str]) -> list[str]:
+    return [
+        "",
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{caption}}}",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        head,
+        r"\midrule",
+        *body,
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\end{table}",
+    ]
+
+
+def latex(report: Report) -> str:
+    """One booktabs ``table`` per metric, plus the index table."""
+    spec = "l" + "r" * len(report.columns)
+    head = "method & " + " & ".join(_tex(c) for c in report.columns) + r" \\"
+    base = _tex(report.baseline)
+    parts = ["% generated by python -m colcompress.report"]
+    for metric in report.metrics:
+        caption = (
+            f"{_tex(metric)} and percentage of {base} on the same column; "
+            f"$^\\dagger$: $p < {report.alpha:g}$, {_tex(TEST_NAMES[report.test])} against {base}."
+        )
+        body = [
+            f"{_tex(row)} & "
+            + " & ".join(
+                _value(report, report.cells.get((row, c)), metric, True) for c in report.columns
+            )
+            + r" \\"
+            for row in report.rows
+        ]
+        parts += _tex_table(caption, spec, head, body)
+    body = [
+        f"{_tex(row)} & "
+        + " & ".join(_tex(v).replace("·", "$\\cdot$") if v else "--" for v in values)
+        + r" \\"
+        for row, values in _index_rows(report)
+    ]
+    if body:
+        caption = "Index: compression ratio / vector reduction, vectors per document, size."
+        parts += _tex_table(caption, spec, head, body)
+    return "\n".join(parts) + "\n"
+
+
+def write(report: Report, out_dir: Path, formats: list[str], name: str = "report") -> list[Path]:
+    """Write ``<name>.md``, ``.csv``, ``.tex`` (those in ``formats``) atomically."""
+    render = {"md": markdown, "csv": csv_text, "tex": latex}
+    return [write_text_atomic(render[f](report), out_dir / f"{name}.{f}") for f in formats]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Rebuild the tables and figures of docs/results.md from the runs archived in docs/runs
+# (results.json + run.trec.gz); `git diff --exit-code docs/tables docs/figures` then
+# shows that they are reproduced byte for byte.
+#
+#   bash experiments/rebuild_tables.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+report() { "$PY" -m colcompress.report "$@" >/dev/null; }
+R=docs/runs
+T=docs/tables
+
+ORDER=--order=none,seqresize,memtok,hpool,agc,crisp  # the paper's row order
+
+report $R/beir_nfcorpus_* $R/beir_scifact_* $R/lossless_lp_* $ORDER \
+  --metric ndcg@10,recall@10 --out $T/beir_table
+report $R/beir_scifact_* $R/lossless_lp_scifact $ORDER --metric ndcg@10,recall@10 \
+  --out $T/beir_scifact
+report $R/beir_nfcorpus_agc $R/agc_ablation $R/beir_nfcorpus_none $ORDER \
+  --metric ndcg@10,recall@10 --out $T/agc_ablation
+report $R/beir_nfcorpus_agc $R/agc_ablation $R/beir_nfcorpus_none $ORDER \
+  --metric ndcg@10 --baseline agc@32 --out $T/agc_ablation --name vs_agc
+TRANSFER=($R/transfer_{agc,hpool,hpool_posthoc} $R/posthoc_hpool $R/train_budget_agc
+  $R/beir_nfcorpus_{agc,hpool,none})
+report --budget-columns "${TRANSFER[@]}" $ORDER --metric ndcg@10,recall@10 --out $T/transfer_budget
+report --budget-columns "${TRANSFER[@]}" $ORDER --metric ndcg@10,recall@10 --out $T/transfer_budget \
+  --baseline hpool_posthoc --name vs_hpool_posthoc
+report --budget-columns "${TRANSFER[@]}" $ORDER --metric ndcg@10,recall@10 --out $T/transfer_budget \
+  --baseline "hpool (train 32)" --name vs_hpool_trained
+ABLATION=($R/beir_nfcorpus_agc/0 $R/agc_ablation/{0,1,2})
+"$PY" -m colcompress.report figure "${ABLATION[@]}" \
+  --out docs/figures/utilization_agc_ablation.png 2>/dev/null
+"$PY" -m colcompress.report correlate "${ABLATION[@]}" \
+  --metrics ndcg@10 recall@10 --out $T/utilization_agc_ablation >/dev/null 2>&1

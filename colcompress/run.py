@@ -54,6 +54,8 @@ TRAINING_ARGS = (
     "teacher_temperature",
     "gather_negatives",
     "freeze_layers",
+    "pair_distillation_weight",
+    "freeze_encoder_steps",
 )
 
 
@@ -151,7 +153,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test_budget is not None:  # refuse an impossible index budget before training
         model.compressor.check_budget(cfg.test_budget)
     if cfg.init_from:
-        load_model_weights(model, cfg.init_from)
+        fresh = cfg.training.init_compressor == "fresh"
+        load_model_weights(model, cfg.init_from, fresh_compressor=fresh)
     elif not cfg.ckpt_path:
         _init_projection(model, cfg, datamodule)
     _fit_corpus_statistics(model, datamodule)

@@ -397,6 +397,29 @@ def test_seqresize_gradients_and_fixed_budget():
         SeqResize(budget=4, posthoc=True)
 
 
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize(("n0", "budget"), [(12, 4), (10, 4), (7, 5), (300, 32)])
+def test_seqresize_avgpool_init_is_adaptive_average_pooling(activation, n0, budget):
+    torch.manual_seed(0)
+    seq = SeqResize(
+        budget, input_length=n0, mlp_dim=2 * budget + 3, activation=activation, init="avgpool"
+    ).double()
+    vectors, states, _ = make_batch([n0 + 4, n0 // 2, 3], seed=5)
+    out = seq(vectors, states)
+    padded = seq.pad_trunc(vectors, states.mask.bool())  # [B, n0, D]
+    reference = F.adaptive_avg_pool1d(padded.transpose(1, 2), budget).transpose(1, 2)
+    # exact up to the float32 rounding of the weights 1 / window
+    torch.testing.assert_close(out.vectors, reference, rtol=1e-6, atol=1e-7)
+    # the spare hidden units learn from the first step
+    loss_of(out).backward()
+    assert seq.mlp[2].weight.grad[:, 2 * budget :].abs().sum() > 0
+
+
+def test_seqresize_avgpool_init_needs_two_hidden_units_per_output():
+    with pytest.raises(ValueError, match=r"mlp_dim >= 2 \* budget \(= 8\), got 7"):
+        SeqResize(budget=4, input_length=10, mlp_dim=7, init="avgpool")
+
+
 def test_memtok_returns_memory_states_with_gradients():
     bert = tiny_bert()
     memtok = MemTok(budget=3, hidden_size=16)
@@ -427,4 +450,4 @@ def test_configs_instantiate_through_the_main_config(name, cls):
     assert compressor.needs_attention == (name == "agc")
     assert compressor.budget_fixed_at_train == (name in ("seqresize", "memtok"))
     if name == "seqresize":
-        assert compressor.input_length == cfg.training.doc_length  # what training sees
+        assert compressor.input_length == cfg.model.doc_length == 300  # the indexing length

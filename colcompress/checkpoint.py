@@ -74,7 +74,8 @@ def load_model_weights(
     fresh_compressor : bool
         Two-stage training: load the encoder and projection only and keep the
         compressor's own initialisation (a checkpoint's compressor weights, if any,
-        are ignored), e.g. to start a memtok model from a trained plain ColBERT.
+        are ignored; one initialised from the backbone is initialised again from the
+        loaded embeddings), e.g. to start a memtok model from a trained plain ColBERT.
         False (evaluation, fine-tuning) requires the checkpoint to hold them.
     """
     path = Path(path)
@@ -90,6 +91,7 @@ def load_model_weights(
     untrained = [k for k in missing if k.startswith(COMPRESSOR)]
     if fresh_compressor:
         missing = [k for k in missing if not k.startswith(COMPRESSOR)]
+        model.init_compressor_from_backbone()  # from the loaded embeddings
         log.info(
             "%s: encoder and projection loaded; %s parameters %s start from their "
             "initialisation (training.init_compressor=fresh)",

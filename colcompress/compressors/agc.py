@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from colcompress.compressors.base import Compressed, Compressor
 from colcompress.compressors.clustering import cluster_means
 from colcompress.compressors.hashing import document_keys, uniform
+from colcompress.compressors.tokens import backbone_tokens, check_token_init
 from colcompress.models.states import TokenStates
 
 SELECTIONS = ("saliency", "random")
@@ -78,6 +79,11 @@ class AGC(Compressor):
         embeddings (BERT's ``initializer_range``).
     hidden_size : int
         H, the backbone's hidden (input embedding) size.
+    init : {"normal", "backbone"}
+        ``normal``: random normal universal-query embeddings (``init_std``).
+        ``backbone``: the [CLS] embedding plus position embeddings spread over the
+        document (:func:`~colcompress.compressors.tokens.backbone_tokens`), set by
+        :meth:`init_from_backbone`.
     """
 
     needs_attention = True
@@ -94,7 +100,9 @@ class AGC(Compressor):
         clustering: bool = True,
         seed: int = 0,
         init_std: float = 0.02,
+        init: str = "normal",
     ) -> None:
+        check_token_init(init)
         if budget is None:
             raise ValueError("agc needs an integer compressor.budget, got null")
         super().__init__(budget=budget, posthoc=posthoc)
@@ -108,7 +116,15 @@ class AGC(Compressor):
         self.selection = selection
         self.clustering = clustering
         self.seed = seed
+        self.init = init
         self.queries = nn.Parameter(torch.randn(num_queries, hidden_size) * init_std)
+
+    @torch.no_grad()
+    def init_from_backbone(self, backbone: nn.Module, cls_token_id: int, span: int) -> None:
+        """With ``init="backbone"``: universal queries from the backbone's embeddings."""
+        if self.init == "backbone":
+            tokens = backbone_tokens(backbone, cls_token_id, self.num_extra_tokens, span)
+            self.queries.copy_(tokens)
 
     def check_budget(self, budget: int | None) -> None:
         """Any positive integer number of index-time centroids."""

@@ -114,6 +114,24 @@ class Compressor(nn.Module):
         """Zero the pruning counters (``counts_pruning`` only)."""
         raise NotImplementedError(f"{type(self).__name__} counts no pruned vectors")
 
+    def init_from_backbone(self, backbone: nn.Module, cls_token_id: int, span: int) -> None:
+        """Initialise parameters from the backbone's weights (when configured to).
+
+        Called by the model once its backbone is built and again when an
+        uncompressed checkpoint's encoder is loaded under a fresh compressor
+        (:func:`~colcompress.checkpoint.load_model_weights`). Compressors without
+        such an initialisation leave their parameters as they are.
+
+        Parameters
+        ----------
+        backbone : nn.Module
+            The HF encoder.
+        cls_token_id : int
+            The tokenizer's [CLS] id.
+        span : int
+            Document length in tokens (``model.doc_length``).
+        """
+
     def extra_token_embeddings(self) -> Tensor | None:
         """Input embeddings ``[T, H]`` of the learnable tokens to append, or None."""
         return None

@@ -435,6 +435,45 @@ def test_memtok_returns_memory_states_with_gradients():
         memtok(vectors, states, None)
 
 
+@pytest.mark.parametrize("cls", [MemTok, AGC])
+def test_backbone_init_of_appended_tokens(cls, tmp_path):
+    from colcompress.checkpoint import load_model_weights
+    from colcompress.models.colbert import ColBERT
+
+    tiny = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
+    torch.manual_seed(0)
+    plain = ColBERT(random_config={**tiny, "intermediate_size": 64}, dim=16, doc_length=16)
+    model = ColBERT(
+        random_config={**tiny, "intermediate_size": 64},
+        dim=16,
+        doc_length=16,
+        compressor=cls(budget=4, hidden_size=32, init="backbone"),
+    )
+    tokens = model.compressor.extra_token_embeddings()
+    embeddings = model.encoder.model.embeddings
+    cls_id = model.tokenizer.cls_token_id
+    # [CLS] + the position embedding at the centre of each of 4 windows of 16 positions
+    expected = (
+        embeddings.word_embeddings.weight[cls_id]
+        + embeddings.position_embeddings.weight[[2, 6, 10, 14]]
+    )
+    torch.testing.assert_close(tokens, expected)
+    default = cls(budget=4, hidden_size=32)
+    assert default.init == "normal" and default.extra_token_embeddings().std() < 0.1
+    # two-stage: from a plain checkpoint's embeddings
+    path = tmp_path / "plain.ckpt"
+    state = {f"model.{k}": v for k, v in plain.state_dict().items()}
+    torch.save({"state_dict": state}, path)
+    load_model_weights(model, path, fresh_compressor=True)
+    words = plain.encoder.model.embeddings.word_embeddings.weight
+    positions = plain.encoder.model.embeddings.position_embeddings.weight
+    torch.testing.assert_close(
+        model.compressor.extra_token_embeddings(), words[cls_id] + positions[[2, 6, 10, 14]]
+    )
+    with pytest.raises(ValueError, match="compressor.init must be one of"):
+        cls(budget=4, hidden_size=32, init="cls")
+
+
 # ---------------------------------------------------------------------- config
 @pytest.mark.parametrize(
     ("name", "cls"), [("seqresize", SeqResize), ("memtok", MemTok), ("hpool", HPool), ("agc", AGC)]

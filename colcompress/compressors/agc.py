@@ -84,6 +84,10 @@ class AGC(Compressor):
         ``backbone``: the [CLS] embedding plus position embeddings spread over the
         document (:func:`~colcompress.compressors.tokens.backbone_tokens`), set by
         :meth:`init_from_backbone`.
+    space : {"projected", "hidden"}
+        Cluster the projected, normalised token vectors, or the backbone's hidden
+        states ``Z^(L)`` (the paper; the model then projects and normalises the
+        cluster means). See :attr:`Compressor.space`.
     """
 
     needs_attention = True
@@ -101,11 +105,13 @@ class AGC(Compressor):
         seed: int = 0,
         init_std: float = 0.02,
         init: str = "normal",
+        space: str = "projected",
     ) -> None:
         check_token_init(init)
         if budget is None:
             raise ValueError("agc needs an integer compressor.budget, got null")
         super().__init__(budget=budget, posthoc=posthoc)
+        self.set_space(space)
         if selection not in SELECTIONS:
             raise ValueError(f"compressor.selection must be one of {SELECTIONS}, got {selection!r}")
         num_queries = budget if num_queries is None else num_queries

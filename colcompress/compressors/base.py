@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from colcompress.models.states import TokenStates
 
+SPACES = ("projected", "hidden")
+
 
 @dataclass
 class Compressed:
@@ -57,6 +59,12 @@ class Compressor(nn.Module):
     counts_pruning : bool
         Whether it counts the vectors it prunes (:meth:`reset_counts`,
         :attr:`prune_ratio`; lossless pruning).
+    space : {"projected", "hidden"}
+        What :meth:`forward` compresses: the projected, normalised vectors
+        ``[B, N, D]``, or the backbone's last-layer hidden states ``Z^(L)``
+        ``[B, N, H]`` (the papers' formulation), whose compressed vectors the model
+        then projects and normalises. Compressors that offer the choice (hpool, agc)
+        take it as a constructor argument.
 
     Parameters
     ----------
@@ -74,6 +82,7 @@ class Compressor(nn.Module):
     needs_hidden_size: bool = False
     needs_corpus_idf: bool = False
     counts_pruning: bool = False
+    space: str = "projected"
 
     def __init__(self, budget: int | None = None, posthoc: bool = False) -> None:
         super().__init__()
@@ -82,6 +91,12 @@ class Compressor(nn.Module):
         self.budget = budget
         self.train_budget = budget
         self.posthoc = posthoc
+
+    def set_space(self, space: str) -> None:
+        """Choose what :meth:`forward` compresses (see :attr:`space`)."""
+        if space not in SPACES:
+            raise ValueError(f"compressor.space must be one of {SPACES}, got {space!r}")
+        self.space = space
 
     def check_budget(self, budget: int | None) -> None:
         """Raise unless this compressor can index with ``budget``.

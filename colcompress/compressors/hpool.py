@@ -67,6 +67,10 @@ class HPool(Compressor):
         releases the GIL, so documents can be pooled from threads). ``torch``:
         batched Ward on the vectors' device (:func:`ward_clusters`), for GPUs.
         ``auto``: torch on CUDA, scipy otherwise. Both give the same partition.
+    space : {"projected", "hidden"}
+        Pool the projected, normalised token vectors, or the backbone's hidden
+        states ``Z^(L)`` (the paper; the model then projects and normalises the
+        pooled vectors). See :attr:`Compressor.space`.
     """
 
     def __init__(
@@ -76,8 +80,10 @@ class HPool(Compressor):
         protected_tokens: int = 1,
         pool_factor: int | None = None,
         backend: str = "auto",
+        space: str = "projected",
     ) -> None:
         super().__init__(budget=budget, posthoc=posthoc)
+        self.set_space(space)
         if protected_tokens < 0:
             raise ValueError(f"compressor.protected_tokens must be >= 0, got {protected_tokens}")
         if pool_factor is not None and pool_factor < 1:

@@ -348,6 +348,9 @@ class ColBERT(nn.Module):
         )
         states.mask = batch.mask
         states.is_query = is_query
+        if use and compressor.space == "hidden":  # compress Z^(L), then project
+            out = compressor(states.hidden, states, states.extra_hidden)
+            return Compressed(self._project(out.vectors), out.mask)
         vectors = self._project(states.hidden)
         if not use:
             return Compressed(vectors, batch.mask)

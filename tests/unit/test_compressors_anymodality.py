@@ -474,6 +474,45 @@ def test_backbone_init_of_appended_tokens(cls, tmp_path):
         cls(budget=4, hidden_size=32, init="cls")
 
 
+@pytest.mark.parametrize("name", ["hpool", "agc"])
+def test_hidden_space_compresses_the_backbone_states_then_projects(name):
+    from colcompress.models.colbert import ColBERT
+
+    config = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
+    config["intermediate_size"] = 64
+
+    def compressor(space: str) -> Compressor:
+        if name == "hpool":
+            return HPool(budget=3, space=space)
+        return AGC(budget=3, hidden_size=32, space=space)
+
+    torch.manual_seed(0)
+    model = ColBERT(random_config=config, dim=16, doc_length=24, compressor=compressor("hidden"))
+    model.eval()
+    texts = ["a long document about vitamin d and the risk of cancer", "sleep and coffee"]
+    batch = model.tokenize_documents(texts)
+    with torch.no_grad():
+        got = model.encode_documents(batch)
+        states = model.encoder(
+            batch.input_ids,
+            batch.attention_mask,
+            extra_embeddings=model.compressor.extra_token_embeddings(),
+            output_attentions=name == "agc",
+        )
+        states.mask = batch.mask
+        pooled = model.compressor(states.hidden, states)  # Z^(L) [B, M, H]
+        projected = model.compressor(model._project(states.hidden), states)
+        model.compressor.set_space("projected")
+        default = model.encode_documents(batch)
+    assert pooled.vectors.shape[-1] == 32 and got.vectors.shape[-1] == 16
+    torch.testing.assert_close(got.vectors, F.normalize(model.projection(pooled.vectors), dim=-1))
+    assert torch.equal(got.mask, pooled.mask)
+    torch.testing.assert_close(default.vectors, F.normalize(projected.vectors, dim=-1))
+    assert not torch.allclose(got.vectors, default.vectors)
+    with pytest.raises(ValueError, match="compressor.space must be one of"):
+        compressor("raw")
+
+
 # ---------------------------------------------------------------------- config
 @pytest.mark.parametrize(
     ("name", "cls"), [("seqresize", SeqResize), ("memtok", MemTok), ("hpool", HPool), ("agc", AGC)]

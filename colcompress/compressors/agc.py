@@ -88,6 +88,12 @@ class AGC(Compressor):
         Cluster the projected, normalised token vectors, or the backbone's hidden
         states ``Z^(L)`` (the paper; the model then projects and normalises the
         cluster means). See :attr:`Compressor.space`.
+    budget_mode : {"fixed", "proportional"}
+        ``proportional``: each document's number of centroids is proportional to
+        its real tokens, at least 1 (:meth:`Compressor.doc_budgets`).
+    mean_tokens : float or None
+        The corpus's mean real tokens per document for ``proportional``; None
+        fits it on the indexed corpus.
     """
 
     needs_attention = True
@@ -106,12 +112,15 @@ class AGC(Compressor):
         init_std: float = 0.02,
         init: str = "normal",
         space: str = "projected",
+        budget_mode: str = "fixed",
+        mean_tokens: float | None = None,
     ) -> None:
         check_token_init(init)
         if budget is None:
             raise ValueError("agc needs an integer compressor.budget, got null")
         super().__init__(budget=budget, posthoc=posthoc)
         self.set_space(space)
+        self.set_budget_mode(budget_mode, mean_tokens)
         if selection not in SELECTIONS:
             raise ValueError(f"compressor.selection must be one of {SELECTIONS}, got {selection!r}")
         num_queries = budget if num_queries is None else num_queries
@@ -185,7 +194,7 @@ class AGC(Compressor):
         Returns
         -------
         Compressed
-            ``vectors[B, M, D]`` with ``M = min(budget, N)``.
+            ``vectors[B, M, D]`` with ``M = min(max_b budget_b, N)``.
         """
         if states.attentions is None:
             raise ValueError(
@@ -199,9 +208,12 @@ class AGC(Compressor):
         else:
             scores = random_scores(states.input_ids, mask, self.seed).to(alpha.dtype)
         scores = scores.masked_fill(~mask, float("-inf"))
-        k = min(self.budget, vectors.shape[1])
+        budgets = self.doc_budgets(mask.sum(1))  # [B]
+        k = min(int(budgets.max()) if len(budgets) else 1, vectors.shape[1])
         centroids = scores.topk(k, dim=1).indices  # [B, k]
-        valid = mask.gather(1, centroids)  # real tokens (a prefix of the k slots)
+        slots = torch.arange(k, device=vectors.device).expand_as(centroids)
+        # real tokens within the document's budget (a prefix of the k slots)
+        valid = mask.gather(1, centroids) & (slots < budgets[:, None])
         if not self.clustering:
             picked = vectors.gather(1, centroids[..., None].expand(-1, -1, vectors.shape[-1]))
             return Compressed(picked, valid)
@@ -211,8 +223,8 @@ class AGC(Compressor):
             similarity = unit @ centres.transpose(1, 2)  # [B, N, k] cosines
             similarity = similarity.masked_fill(~valid[:, None, :], float("-inf"))
             assignment = similarity.argmax(-1)  # [B, N]
-            slots = torch.arange(k, device=vectors.device).expand_as(centroids)
-            assignment = assignment.scatter(1, centroids, slots)
+            own = torch.where(valid, slots, assignment.gather(1, centroids))
+            assignment = assignment.scatter(1, centroids, own)
             assignment = assignment.masked_fill(~mask, -1)
         weights = alpha.clamp_min(torch.finfo(alpha.dtype).tiny) if self.weighting else None
         pooled, out_mask = cluster_means(vectors, assignment, k, weights)

@@ -513,6 +513,53 @@ def test_hidden_space_compresses_the_backbone_states_then_projects(name):
         compressor("raw")
 
 
+def test_proportional_budgets_round_and_keep_one():
+    hpool = HPool(budget=2, budget_mode="proportional", mean_tokens=100 / 3)
+    lengths = torch.tensor([1, 3, 96, 50])
+    # 2 * n * 3 / 100 = 0.06, 0.18, 5.76, 3.0
+    assert hpool.doc_budgets(lengths).tolist() == [1, 1, 6, 3]
+    assert hpool.doc_budgets(lengths, minimum=2).tolist() == [2, 2, 6, 3]
+    assert HPool(budget=2).doc_budgets(lengths).tolist() == [2, 2, 2, 2]
+    with pytest.raises(ValueError, match="budget_mode must be one of"):
+        HPool(budget=2, budget_mode="variable")
+    with pytest.raises(ValueError, match="mean_tokens must be > 0"):
+        AGC(budget=2, hidden_size=DIM, budget_mode="proportional", mean_tokens=0)
+
+
+@pytest.mark.parametrize("name", ["hpool", "agc"])
+def test_proportional_budget_matches_the_fixed_index_size(name):
+    lengths = [10, 20, 30, 40, 25, 25]  # mean 25
+    budget = 5
+    if name == "hpool":
+        comp = HPool(budget=budget, budget_mode="proportional")
+    else:
+        comp = AGC(budget=budget, num_queries=3, hidden_size=DIM, budget_mode="proportional")
+    assert comp.needs_corpus_lengths and comp.mean_tokens is None
+    vectors, states, _ = make_batch(lengths, extra=0 if name == "hpool" else 3, hole=False)
+    comp.fit_lengths(lengths)  # the corpus, as run.py fits it before indexing
+    assert comp.mean_tokens == 25.0
+    counts = []
+    for rows in ([0, 1], [2, 3], [4, 5]):  # indexed batch by batch
+        v, s = subset(vectors, states, rows, pad=3)
+        counts += comp(v, s).mask.sum(1).tolist()
+    assert counts == [2, 4, 6, 8, 5, 5]  # budget * n / mean
+    assert sum(counts) == budget * len(lengths)
+    fixed = HPool(budget=budget) if name == "hpool" else AGC(budget, DIM, num_queries=3)
+    assert fixed(vectors, states).mask.sum(1).tolist() == [budget] * len(lengths)
+
+
+def test_proportional_agc_clusters_within_each_documents_budget():
+    agc = AGC(budget=4, num_queries=3, hidden_size=DIM, budget_mode="proportional")
+    agc.fit_lengths([8, 24])  # mean 16: budgets 2 and 6
+    vectors, states, _ = make_batch([8, 24], extra=3, hole=False, seed=3)
+    out = agc(vectors, states)
+    assert out.mask.sum(1).tolist() == [2, 6]
+    # the short document equals fixed AGC with its own budget of 2
+    v, s = subset(vectors, states, [0], pad=0)
+    reference = AGC(budget=2, num_queries=3, hidden_size=DIM)(v, s)
+    torch.testing.assert_close(out.vectors[0, :2], reference.vectors[0])
+
+
 # ---------------------------------------------------------------------- config
 @pytest.mark.parametrize(
     ("name", "cls"), [("seqresize", SeqResize), ("memtok", MemTok), ("hpool", HPool), ("agc", AGC)]

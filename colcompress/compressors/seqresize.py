@@ -105,6 +105,7 @@ class SeqResize(Compressor):
             )
         super().__init__(budget=budget, posthoc=posthoc)
         self.input_length = input_length
+        self.init = init
         self.mlp = nn.Sequential(
             nn.Linear(input_length, mlp_dim, bias=False),
             ACTIVATIONS[activation](),

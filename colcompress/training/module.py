@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -20,6 +21,8 @@ from colcompress.training.losses import (
     own_candidates,
     pair_distillation_loss,
 )
+
+log = logging.getLogger(__name__)
 
 
 def warmup_then_decay(step: int, warmup: int, total: int) -> float:
@@ -76,7 +79,9 @@ class RetrievalModule(L.LightningModule):
         Two-stage training: for the first ``freeze_encoder_steps`` optimizer steps
         only the compressor's parameters learn (the backbone and the projection get
         no gradient, so AdamW leaves them as they are); from then on everything
-        not frozen by ``freeze_layers`` learns. 0 trains everything from the start.
+        not frozen by ``freeze_layers`` learns. 0 trains everything from the start;
+        a compressor without parameters ignores it (with a warning), so one recipe
+        can cover every compressor.
     """
 
     def __init__(
@@ -108,11 +113,13 @@ class RetrievalModule(L.LightningModule):
                 f"training.freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}"
             )
         if freeze_encoder_steps and not any(p.requires_grad for p in model.compressor.parameters()):
-            raise ValueError(
-                f"training.freeze_encoder_steps={freeze_encoder_steps} with "
-                f"{type(model.compressor).__name__}, which has no parameters: nothing would "
-                "learn while the encoder is frozen (set training.freeze_encoder_steps=0)"
+            log.warning(
+                "training.freeze_encoder_steps=%d ignored: %s has no parameters to train "
+                "alone, so the encoder trains from the first step",
+                freeze_encoder_steps,
+                type(model.compressor).__name__,
             )
+            freeze_encoder_steps = 0
         freeze_bottom(model.encoder.model, freeze_layers)
         self.model = model
         self.freeze_encoder_steps = freeze_encoder_steps

@@ -273,9 +273,11 @@ def test_freeze_encoder_steps_trains_only_the_compressor_first():
     assert all(p.requires_grad for p in model.parameters())
 
 
-def test_freeze_encoder_steps_needs_compressor_parameters():
-    with pytest.raises(ValueError, match="NoCompression, which has no parameters"):
-        RetrievalModule(ColBERT(random_config=TINY, dim=16), freeze_encoder_steps=3)
+def test_freeze_encoder_steps_is_ignored_without_compressor_parameters(caplog):
+    with caplog.at_level("WARNING", logger="colcompress.training.module"):
+        module = RetrievalModule(ColBERT(random_config=TINY, dim=16), freeze_encoder_steps=3)
+    assert module.freeze_encoder_steps == 0
+    assert "freeze_encoder_steps=3 ignored: NoCompression has no parameters" in caplog.text
 
 
 @pytest.mark.parametrize(("kl", "pair"), [(1.0, 0.0), (0.0, 1.0), (1.0, 0.5)])

@@ -224,3 +224,29 @@ def test_local_multirun_with_multi_device_ddp_is_refused(monkeypatch: pytest.Mon
         launch(RunMode.MULTIRUN)  # under SLURM every rank is a task of its own
     finally:
         HydraConfig.instance().cfg = None
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_beir_recipe_runs_from_a_none_checkpoint_in_debug_size(tmp_path: Path):
+    """Stage 0 (none) then stage 1 (agc, two-stage, distilled, proportional budget)."""
+    quiet = ["debug=default", "evaluation.baselines=[]", "logger=none", "trainer.max_steps=3"]
+    colcompress(tmp_path / "none", "compressor=none", *quiet)
+    (ckpt,) = (tmp_path / "none" / "logs").rglob("step3.ckpt")
+    colcompress(
+        tmp_path / "agc",
+        "experiment=beir_recipe",
+        f"none_ckpt={ckpt}",
+        "compressor=agc",
+        "budget=8",
+        "training.freeze_encoder_steps=2",
+        "training.pair_distillation_weight=1.0",
+        "compressor.budget_mode=proportional",
+        *quiet,
+    )
+    (path,) = results_files(tmp_path / "agc")
+    results = json.loads(path.read_text())
+    assert results.get("status") != "failed", results.get("error")
+    assert results["config"]["tags"] == ["beir_recipe"]
+    assert results["config"]["training"]["teacher_ckpt"] == str(ckpt)
+    assert 7.5 <= results["index"]["vectors_per_doc"] <= 8.5  # 8 per document on average

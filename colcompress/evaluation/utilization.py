@@ -631,7 +631,7 @@ class UtilizationAnalysis:
             if rel > 0 and d in doc_index
         ]
         budget = getattr(model.compressor, "budget", None)
-        if model.compressor.budget_mode != "fixed":
+        if getattr(model.compressor, "budget_mode", "fixed") != "fixed":
             budget = None  # per-document budgets: positions grow with the documents
         stats = utilization_from_vectors(
             queries.vectors,

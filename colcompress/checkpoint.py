@@ -6,6 +6,7 @@ containers are unpickled, so a crafted file cannot run code while it is read.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ import torch
 from colcompress.models.colbert import ColBERT
 
 PREFIX = "model."
+COMPRESSOR = "compressor."
+
+log = logging.getLogger(__name__)
 
 
 class UnsafeCheckpointError(ValueError):
@@ -51,7 +55,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) -> ColBERT:
+def load_model_weights(
+    model: ColBERT, path: str | Path, strict: bool = True, fresh_compressor: bool = False
+) -> ColBERT:
     """Load the ``model.*`` weights of a Lightning checkpoint into ``model``.
 
     Parameters
@@ -65,6 +71,12 @@ def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) ->
         A ``.ckpt`` written by colcompress training.
     strict : bool
         Require every encoder/projection weight to be present and to match.
+    fresh_compressor : bool
+        Two-stage training: load the encoder and projection only and keep the
+        compressor's own initialisation (a checkpoint's compressor weights, if any,
+        are ignored; one initialised from the backbone is initialised again from the
+        loaded embeddings), e.g. to start a memtok model from a trained plain ColBERT.
+        False (evaluation, fine-tuning) requires the checkpoint to hold them.
     """
     path = Path(path)
     checkpoint = read_checkpoint(path)
@@ -73,9 +85,21 @@ def load_model_weights(model: ColBERT, path: str | Path, strict: bool = True) ->
     state = {
         k[len(PREFIX) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(PREFIX)
     }
+    if fresh_compressor:
+        state = {k: v for k, v in state.items() if not k.startswith(COMPRESSOR)}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    untrained = [k for k in missing if k.startswith("compressor.")]
-    if untrained:
+    untrained = [k for k in missing if k.startswith(COMPRESSOR)]
+    if fresh_compressor:
+        missing = [k for k in missing if not k.startswith(COMPRESSOR)]
+        model.init_compressor_from_backbone()  # from the loaded embeddings
+        log.info(
+            "%s: encoder and projection loaded; %s parameters %s start from their "
+            "initialisation (training.init_compressor=fresh)",
+            path,
+            type(model.compressor).__name__,
+            untrained or "(none)",
+        )
+    elif untrained:
         raise ValueError(
             f"{path} holds no weights for the compressor's parameters {untrained[:5]}: "
             f"{type(model.compressor).__name__} learns them in training, so evaluate a "

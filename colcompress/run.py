@@ -54,6 +54,8 @@ TRAINING_ARGS = (
     "teacher_temperature",
     "gather_negatives",
     "freeze_layers",
+    "pair_distillation_weight",
+    "freeze_encoder_steps",
 )
 
 
@@ -98,16 +100,24 @@ def _init_projection(model: ColBERT, cfg: DictConfig, datamodule: Any) -> None:
 
 
 def _fit_corpus_statistics(model: ColBERT, datamodule: Any, batch_size: int = 512) -> None:
-    """Give compressors that need corpus statistics (IDF pruning) the indexed corpus."""
-    if not model.compressor.needs_corpus_idf:
+    """Give compressors that need corpus statistics (IDF pruning, proportional budgets)
+    the indexed corpus."""
+    compressor = model.compressor
+    if not (compressor.needs_corpus_idf or compressor.needs_corpus_lengths):
         return
     texts = [doc.full_text for doc in datamodule.eval_data.corpus.values()]
     token_ids: list[list[int]] = []
     for start in range(0, len(texts), batch_size):
         tok = model.tokenize_documents(texts[start : start + batch_size])
         token_ids.extend(ids[m].tolist() for ids, m in zip(tok.input_ids, tok.mask))
-    model.compressor.fit_idf(token_ids, vocab_size=len(model.tokenizer))
-    log.info("IDF table fitted on %d documents", len(texts))
+    if compressor.needs_corpus_lengths:
+        compressor.fit_lengths([len(ids) for ids in token_ids])
+        log.info(
+            "mean tokens per document: %.1f (%d documents)", compressor.mean_tokens, len(texts)
+        )
+    if compressor.needs_corpus_idf:
+        compressor.fit_idf(token_ids, vocab_size=len(model.tokenizer))
+        log.info("IDF table fitted on %d documents", len(texts))
 
 
 def _check_launch(cfg: DictConfig) -> None:
@@ -151,7 +161,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test_budget is not None:  # refuse an impossible index budget before training
         model.compressor.check_budget(cfg.test_budget)
     if cfg.init_from:
-        load_model_weights(model, cfg.init_from)
+        fresh = cfg.training.init_compressor == "fresh"
+        load_model_weights(model, cfg.init_from, fresh_compressor=fresh)
     elif not cfg.ckpt_path:
         _init_projection(model, cfg, datamodule)
     _fit_corpus_statistics(model, datamodule)

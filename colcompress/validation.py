@@ -53,6 +53,7 @@ def validate_config(cfg: DictConfig) -> None:
         *_devices(cfg.trainer),
         *_files(cfg),
         *_checkpoint_settings(cfg),
+        *_two_stage(cfg),
     ]
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -136,6 +137,21 @@ def _files(cfg: DictConfig) -> Iterator[str]:
             yield f"dataset.{option}={split}: no {root}/qrels/{split}.tsv; present: {present}"
 
 
+INIT_COMPRESSOR = ("checkpoint", "fresh")
+
+
+def _two_stage(cfg: DictConfig) -> Iterator[str]:
+    training = cfg.get("training") or {}
+    init = training.get("init_compressor", "checkpoint")
+    if init not in INIT_COMPRESSOR:
+        yield f"training.init_compressor={init!r}: expected one of {list(INIT_COMPRESSOR)}"
+    elif init == "fresh" and not cfg.get("init_from"):
+        yield "training.init_compressor=fresh: needs init_from (the checkpoint to start from)"
+    steps = training.get("freeze_encoder_steps", 0)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        yield f"training.freeze_encoder_steps={steps!r}: expected an integer >= 0"
+
+
 def _flatten(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
@@ -151,9 +167,12 @@ def _checkpoint_settings(cfg: DictConfig) -> Iterator[str]:
 
     A difference is allowed when its option (or ``compressor``, for another
     compressor) is listed in ``checkpoint_overrides``. A post-hoc compressor on a
-    checkpoint of the plain model (``compressor=none``) is always allowed.
+    checkpoint of the plain model (``compressor=none``) is always allowed, and so is
+    any compressor on ``init_from`` with ``training.init_compressor=fresh`` (only the
+    encoder and projection are loaded).
     """
     allowed = set(cfg.get("checkpoint_overrides") or [])
+    fresh = (cfg.get("training") or {}).get("init_compressor") == "fresh"
     for option in ("init_from", "ckpt_path"):
         path = cfg.get(option)
         if not path or not Path(path).is_file():
@@ -168,7 +187,9 @@ def _checkpoint_settings(cfg: DictConfig) -> Iterator[str]:
         old_target = stored.get("compressor", {}).get("_target_")
         new_target = current["compressor"].get("_target_")
         sections = ["model"]
-        if old_target == new_target:
+        if option == "init_from" and fresh:
+            pass  # the compressor is not loaded
+        elif old_target == new_target:
             sections.append("compressor")
         elif old_target != PLAIN_MODEL and "compressor" not in allowed:
             yield (

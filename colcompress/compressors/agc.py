@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from colcompress.compressors.base import Compressed, Compressor
 from colcompress.compressors.clustering import cluster_means
 from colcompress.compressors.hashing import document_keys, uniform
+from colcompress.compressors.tokens import backbone_tokens, check_token_init
 from colcompress.models.states import TokenStates
 
 SELECTIONS = ("saliency", "random")
@@ -78,6 +79,21 @@ class AGC(Compressor):
         embeddings (BERT's ``initializer_range``).
     hidden_size : int
         H, the backbone's hidden (input embedding) size.
+    init : {"normal", "backbone"}
+        ``normal``: random normal universal-query embeddings (``init_std``).
+        ``backbone``: the [CLS] embedding plus position embeddings spread over the
+        document (:func:`~colcompress.compressors.tokens.backbone_tokens`), set by
+        :meth:`init_from_backbone`.
+    space : {"projected", "hidden"}
+        Cluster the projected, normalised token vectors, or the backbone's hidden
+        states ``Z^(L)`` (the paper; the model then projects and normalises the
+        cluster means). See :attr:`Compressor.space`.
+    budget_mode : {"fixed", "proportional"}
+        ``proportional``: each document's number of centroids is proportional to
+        its real tokens, at least 1 (:meth:`Compressor.doc_budgets`).
+    mean_tokens : float or None
+        The corpus's mean real tokens per document for ``proportional``; None
+        fits it on the indexed corpus.
     """
 
     needs_attention = True
@@ -94,10 +110,17 @@ class AGC(Compressor):
         clustering: bool = True,
         seed: int = 0,
         init_std: float = 0.02,
+        init: str = "normal",
+        space: str = "projected",
+        budget_mode: str = "fixed",
+        mean_tokens: float | None = None,
     ) -> None:
+        check_token_init(init)
         if budget is None:
             raise ValueError("agc needs an integer compressor.budget, got null")
         super().__init__(budget=budget, posthoc=posthoc)
+        self.set_space(space)
+        self.set_budget_mode(budget_mode, mean_tokens)
         if selection not in SELECTIONS:
             raise ValueError(f"compressor.selection must be one of {SELECTIONS}, got {selection!r}")
         num_queries = budget if num_queries is None else num_queries
@@ -108,7 +131,15 @@ class AGC(Compressor):
         self.selection = selection
         self.clustering = clustering
         self.seed = seed
+        self.init = init
         self.queries = nn.Parameter(torch.randn(num_queries, hidden_size) * init_std)
+
+    @torch.no_grad()
+    def init_from_backbone(self, backbone: nn.Module, cls_token_id: int, span: int) -> None:
+        """With ``init="backbone"``: universal queries from the backbone's embeddings."""
+        if self.init == "backbone":
+            tokens = backbone_tokens(backbone, cls_token_id, self.num_extra_tokens, span)
+            self.queries.copy_(tokens)
 
     def check_budget(self, budget: int | None) -> None:
         """Any positive integer number of index-time centroids."""
@@ -163,7 +194,7 @@ class AGC(Compressor):
         Returns
         -------
         Compressed
-            ``vectors[B, M, D]`` with ``M = min(budget, N)``.
+            ``vectors[B, M, D]`` with ``M = min(max_b budget_b, N)``.
         """
         if states.attentions is None:
             raise ValueError(
@@ -177,9 +208,12 @@ class AGC(Compressor):
         else:
             scores = random_scores(states.input_ids, mask, self.seed).to(alpha.dtype)
         scores = scores.masked_fill(~mask, float("-inf"))
-        k = min(self.budget, vectors.shape[1])
+        budgets = self.doc_budgets(mask.sum(1))  # [B]
+        k = min(int(budgets.max()) if len(budgets) else 1, vectors.shape[1])
         centroids = scores.topk(k, dim=1).indices  # [B, k]
-        valid = mask.gather(1, centroids)  # real tokens (a prefix of the k slots)
+        slots = torch.arange(k, device=vectors.device).expand_as(centroids)
+        # real tokens within the document's budget (a prefix of the k slots)
+        valid = mask.gather(1, centroids) & (slots < budgets[:, None])
         if not self.clustering:
             picked = vectors.gather(1, centroids[..., None].expand(-1, -1, vectors.shape[-1]))
             return Compressed(picked, valid)
@@ -189,8 +223,8 @@ class AGC(Compressor):
             similarity = unit @ centres.transpose(1, 2)  # [B, N, k] cosines
             similarity = similarity.masked_fill(~valid[:, None, :], float("-inf"))
             assignment = similarity.argmax(-1)  # [B, N]
-            slots = torch.arange(k, device=vectors.device).expand_as(centroids)
-            assignment = assignment.scatter(1, centroids, slots)
+            own = torch.where(valid, slots, assignment.gather(1, centroids))
+            assignment = assignment.scatter(1, centroids, own)
             assignment = assignment.masked_fill(~mask, -1)
         weights = alpha.clamp_min(torch.finfo(alpha.dtype).tiny) if self.weighting else None
         pooled, out_mask = cluster_means(vectors, assignment, k, weights)

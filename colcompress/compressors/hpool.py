@@ -67,6 +67,16 @@ class HPool(Compressor):
         releases the GIL, so documents can be pooled from threads). ``torch``:
         batched Ward on the vectors' device (:func:`ward_clusters`), for GPUs.
         ``auto``: torch on CUDA, scipy otherwise. Both give the same partition.
+    space : {"projected", "hidden"}
+        Pool the projected, normalised token vectors, or the backbone's hidden
+        states ``Z^(L)`` (the paper; the model then projects and normalises the
+        pooled vectors). See :attr:`Compressor.space`.
+    budget_mode : {"fixed", "proportional"}
+        ``proportional``: each document's budget is proportional to its real
+        tokens, at least ``protected_tokens + 1`` (:meth:`Compressor.doc_budgets`).
+    mean_tokens : float or None
+        The corpus's mean real tokens per document for ``proportional``; None
+        fits it on the indexed corpus.
     """
 
     def __init__(
@@ -76,8 +86,13 @@ class HPool(Compressor):
         protected_tokens: int = 1,
         pool_factor: int | None = None,
         backend: str = "auto",
+        space: str = "projected",
+        budget_mode: str = "fixed",
+        mean_tokens: float | None = None,
     ) -> None:
         super().__init__(budget=budget, posthoc=posthoc)
+        self.set_space(space)
+        self.set_budget_mode(budget_mode, mean_tokens)
         if protected_tokens < 0:
             raise ValueError(f"compressor.protected_tokens must be >= 0, got {protected_tokens}")
         if pool_factor is not None and pool_factor < 1:
@@ -103,13 +118,16 @@ class HPool(Compressor):
         self._check_budget(budget)
         super().check_budget(budget)
 
-    def num_clusters(self, counts: Tensor) -> Tensor:
+    def num_clusters(self, counts: Tensor, lengths: Tensor) -> Tensor:
         """Clusters to pool ``counts`` non-protected tokens into.
 
         Parameters
         ----------
         counts : Tensor[B]
             Long, tokens to pool per document.
+        lengths : Tensor[B]
+            Long, real tokens per document (protected ones included), which size
+            proportional budgets.
 
         Returns
         -------
@@ -122,7 +140,8 @@ class HPool(Compressor):
                 counts + self.pool_factor - 1, self.pool_factor, rounding_mode="floor"
             )
         if self.budget is not None:
-            clusters = clusters.clamp_max(self.budget - self.protected_tokens)
+            budgets = self.doc_budgets(lengths, minimum=self.protected_tokens + 1)
+            clusters = torch.minimum(clusters, budgets - self.protected_tokens)
         return torch.minimum(clusters, counts)
 
     def forward(
@@ -148,7 +167,7 @@ class HPool(Compressor):
         rank = rank_in_mask(mask)
         protected = mask & (rank < self.protected_tokens)
         pool = mask & ~protected
-        clusters = self.num_clusters(pool.sum(1))
+        clusters = self.num_clusters(pool.sum(1), mask.sum(1))
         labels = self._labels(vectors, pool, clusters)
         kept = protected.sum(1, keepdim=True)
         assignment = torch.where(protected, rank, torch.where(pool, kept + labels, -1))

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from colcompress.compressors.base import Compressed, Compressor
+from colcompress.compressors.tokens import backbone_tokens, check_token_init
 from colcompress.models.states import TokenStates
 
 
@@ -32,6 +33,11 @@ class MemTok(Compressor):
         Standard deviation of the normal initialisation of the memory-token
         embeddings (BERT's ``initializer_range``; the embedding LayerNorm of the
         backbone rescales them anyway).
+    init : {"normal", "backbone"}
+        ``normal``: random normal embeddings (``init_std``). ``backbone``: the
+        [CLS] embedding plus position embeddings spread over the document
+        (:func:`~colcompress.compressors.tokens.backbone_tokens`), set by
+        :meth:`init_from_backbone`.
     """
 
     budget_fixed_at_train = True
@@ -43,7 +49,9 @@ class MemTok(Compressor):
         hidden_size: int,
         posthoc: bool = False,
         init_std: float = 0.02,
+        init: str = "normal",
     ) -> None:
+        check_token_init(init)
         if budget is None:
             raise ValueError("memtok needs an integer compressor.budget (memory tokens), got null")
         if posthoc:
@@ -52,7 +60,15 @@ class MemTok(Compressor):
             )
         super().__init__(budget=budget, posthoc=posthoc)
         self.num_extra_tokens = budget
+        self.init = init
         self.memory = nn.Parameter(torch.randn(budget, hidden_size) * init_std)
+
+    @torch.no_grad()
+    def init_from_backbone(self, backbone: nn.Module, cls_token_id: int, span: int) -> None:
+        """With ``init="backbone"``: memory tokens from the backbone's embeddings."""
+        if self.init == "backbone":
+            tokens = backbone_tokens(backbone, cls_token_id, self.num_extra_tokens, span)
+            self.memory.copy_(tokens)
 
     def extra_token_embeddings(self) -> Tensor:
         """The memory-token input embeddings ``[m, H]``."""

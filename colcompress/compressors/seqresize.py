@@ -13,6 +13,23 @@ from colcompress.compressors.clustering import rank_in_mask
 from colcompress.models.states import TokenStates
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+INITS = ("random", "avgpool")
+
+
+def adaptive_pool_matrix(n_in: int, n_out: int) -> Tensor:
+    """The linear map of ``F.adaptive_avg_pool1d`` from ``n_in`` to ``n_out`` positions.
+
+    Output ``i`` averages inputs ``floor(i n_in / n_out) .. ceil((i + 1) n_in / n_out) - 1``.
+
+    Returns
+    -------
+    Tensor[n_out, n_in]
+    """
+    rows = torch.zeros(n_out, n_in)
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        rows[i, start:end] = 1.0 / (end - start)
+    return rows
 
 
 class SeqResize(Compressor):
@@ -41,6 +58,18 @@ class SeqResize(Compressor):
         d, the MLP's hidden width.
     activation : {"relu", "gelu"}
         sigma.
+    init : {"random", "avgpool"}
+        ``random``: PyTorch's default (Kaiming-uniform) weights. ``avgpool``: the MLP
+        starts as adaptive average pooling of the padded sequence, ``n0 -> m``
+        windows: ``W1 = [P; -P; R]``, ``W2 = [I, -I, 0]`` with ``P[m, n0]`` the pooling
+        matrix (:func:`adaptive_pool_matrix`) and ``R`` the default random rows, so
+        ``C = sigma(P Z) - sigma(-P Z) = P Z`` exactly for both activations
+        (``relu(z) - relu(-z) = z`` and ``gelu(z) - gelu(-z) = z Phi(z) + z Phi(-z)
+        = z``); the ``mlp_dim - 2m`` spare hidden units start unused (zero columns of
+        ``W2``) and learn from the first step. Needs ``mlp_dim >= 2 m``. The windows
+        cover the padded ``n0`` positions, so a document shorter than ``n0`` fills
+        only the first windows (the rest start as zero vectors), as a linear map
+        of the sequence axis must.
     """
 
     budget_fixed_at_train = True
@@ -52,6 +81,7 @@ class SeqResize(Compressor):
         input_length: int = 300,
         mlp_dim: int = 512,
         activation: str = "relu",
+        init: str = "random",
     ) -> None:
         if budget is None:
             raise ValueError("seqresize needs an integer compressor.budget, got null")
@@ -66,13 +96,35 @@ class SeqResize(Compressor):
                 "compressor.input_length and compressor.mlp_dim must be positive, got "
                 f"{input_length} and {mlp_dim}"
             )
+        if init not in INITS:
+            raise ValueError(f"compressor.init must be one of {INITS}, got {init!r}")
+        if init == "avgpool" and mlp_dim < 2 * budget:
+            raise ValueError(
+                f"compressor.init=avgpool needs compressor.mlp_dim >= 2 * budget "
+                f"(= {2 * budget}), got {mlp_dim}"
+            )
         super().__init__(budget=budget, posthoc=posthoc)
         self.input_length = input_length
+        self.init = init
         self.mlp = nn.Sequential(
             nn.Linear(input_length, mlp_dim, bias=False),
             ACTIVATIONS[activation](),
             nn.Linear(mlp_dim, budget, bias=False),
         )
+        if init == "avgpool":
+            self._init_avgpool()
+
+    @torch.no_grad()
+    def _init_avgpool(self) -> None:
+        """``W1 = [P; -P; R]``, ``W2 = [I, -I, 0]``: the MLP is average pooling at init."""
+        m = self.budget
+        pool = adaptive_pool_matrix(self.input_length, m)
+        first, second = self.mlp[0].weight, self.mlp[2].weight
+        first[:m] = pool
+        first[m : 2 * m] = -pool
+        second.zero_()
+        second[:, :m] = torch.eye(m)
+        second[:, m : 2 * m] = -torch.eye(m)
 
     def pad_trunc(self, vectors: Tensor, mask: Tensor) -> Tensor:
         """Real token vectors moved to the front, zero-padded or truncated to n0.

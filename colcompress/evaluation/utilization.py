@@ -631,6 +631,8 @@ class UtilizationAnalysis:
             if rel > 0 and d in doc_index
         ]
         budget = getattr(model.compressor, "budget", None)
+        if getattr(model.compressor, "budget_mode", "fixed") != "fixed":
+            budget = None  # per-document budgets: positions grow with the documents
         stats = utilization_from_vectors(
             queries.vectors,
             docs.vectors,

@@ -165,6 +165,14 @@ class ColBERT(nn.Module):
         else:
             skip = self._punctuation_ids()
         self.skip_ids = torch.tensor(sorted(skip), dtype=torch.long)
+        self.init_compressor_from_backbone()
+
+    def init_compressor_from_backbone(self) -> None:
+        """Let the compressor initialise parameters from the backbone's embeddings
+        (:meth:`~colcompress.compressors.base.Compressor.init_from_backbone`)."""
+        self.compressor.init_from_backbone(
+            self.encoder.model, int(self.tokenizer.cls_token_id), self.doc_length
+        )
 
     @staticmethod
     def _projection(hidden: int, dim: int | None, pretrained: Pretrained | None) -> nn.Linear:
@@ -340,6 +348,9 @@ class ColBERT(nn.Module):
         )
         states.mask = batch.mask
         states.is_query = is_query
+        if use and compressor.space == "hidden":  # compress Z^(L), then project
+            out = compressor(states.hidden, states, states.extra_hidden)
+            return Compressed(self._project(out.vectors), out.mask)
         vectors = self._project(states.hidden)
         if not use:
             return Compressed(vectors, batch.mask)

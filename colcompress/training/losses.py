@@ -60,6 +60,27 @@ def distillation_loss(
     return F.kl_div(student, teacher, log_target=True, reduction="batchmean")
 
 
+def pair_distillation_loss(scores: Tensor, teacher_scores: Tensor) -> Tensor:
+    """Mean squared error between student and teacher scores of the same pairs.
+
+    With the uncompressed model as the teacher, the compressed student learns to keep
+    each (query, document) MaxSim of the full index, not only its ranking.
+
+    Parameters
+    ----------
+    scores : Tensor[B, G]
+        Student scores of query b against its G candidates.
+    teacher_scores : Tensor[B, G]
+        Teacher scores of the same candidates.
+
+    Returns
+    -------
+    Tensor[]
+        ``mean_(b, g) (scores - teacher_scores)^2``.
+    """
+    return F.mse_loss(scores, teacher_scores)
+
+
 def own_candidates(scores: Tensor, group_size: int) -> Tensor:
     """Pick each query's own G candidates out of the all-pairs score matrix.
 

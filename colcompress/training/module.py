@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -14,7 +15,14 @@ from colcompress.models.backbone import freeze_bottom
 from colcompress.models.colbert import ColBERT
 from colcompress.training.collate import TrainBatch
 from colcompress.training.distributed import gather_padded, widen_local_columns
-from colcompress.training.losses import contrastive_loss, distillation_loss, own_candidates
+from colcompress.training.losses import (
+    contrastive_loss,
+    distillation_loss,
+    own_candidates,
+    pair_distillation_loss,
+)
+
+log = logging.getLogger(__name__)
 
 
 def warmup_then_decay(step: int, warmup: int, total: int) -> float:
@@ -48,8 +56,13 @@ class RetrievalModule(L.LightningModule):
     temperature : float
         Softmax temperature of the student scores.
     contrastive_weight, distillation_weight : float
-        Loss mixture; distillation needs teacher scores (from a file through the
-        data module or from ``teacher``).
+        Loss mixture; distillation (KL over each query's candidates) needs teacher
+        scores (from a file through the data module or from ``teacher``).
+    pair_distillation_weight : float
+        Weight of the mean squared error between the student's and the teacher's
+        score of every (query, candidate) pair (:func:`pair_distillation_loss`); with
+        the uncompressed model as ``teacher``, the compressed scores learn to match
+        the full index's MaxSim. Needs teacher scores too.
     teacher : ColBERT or None
         A frozen teacher model scoring each query's candidates on the fly.
     teacher_temperature : float
@@ -62,6 +75,13 @@ class RetrievalModule(L.LightningModule):
     freeze_layers : int
         Freeze the backbone's embeddings and its first ``freeze_layers`` layers
         (:func:`~colcompress.models.backbone.freeze_bottom`); 0 trains them all.
+    freeze_encoder_steps : int
+        Two-stage training: for the first ``freeze_encoder_steps`` optimizer steps
+        only the compressor's parameters learn (the backbone and the projection get
+        no gradient, so AdamW leaves them as they are); from then on everything
+        not frozen by ``freeze_layers`` learns. 0 trains everything from the start;
+        a compressor without parameters ignores it (with a warning), so one recipe
+        can cover every compressor.
     """
 
     def __init__(
@@ -79,12 +99,37 @@ class RetrievalModule(L.LightningModule):
         model_config: dict[str, Any] | None = None,
         gather_negatives: bool = True,
         freeze_layers: int = 0,
+        pair_distillation_weight: float = 0.0,
+        freeze_encoder_steps: int = 0,
     ) -> None:
         super().__init__()
-        if contrastive_weight <= 0 and distillation_weight <= 0:
-            raise ValueError("training needs contrastive_weight > 0 or distillation_weight > 0")
+        if max(contrastive_weight, distillation_weight, pair_distillation_weight) <= 0:
+            raise ValueError(
+                "training needs contrastive_weight, distillation_weight or "
+                "pair_distillation_weight > 0"
+            )
+        if freeze_encoder_steps < 0:
+            raise ValueError(
+                f"training.freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}"
+            )
+        if freeze_encoder_steps and not any(p.requires_grad for p in model.compressor.parameters()):
+            log.warning(
+                "training.freeze_encoder_steps=%d ignored: %s has no parameters to train "
+                "alone, so the encoder trains from the first step",
+                freeze_encoder_steps,
+                type(model.compressor).__name__,
+            )
+            freeze_encoder_steps = 0
         freeze_bottom(model.encoder.model, freeze_layers)
         self.model = model
+        self.freeze_encoder_steps = freeze_encoder_steps
+        # the backbone and projection parameters that train once the encoder is unfrozen
+        self._encoder_params = [
+            p
+            for module in (model.encoder, model.projection)
+            for p in module.parameters()
+            if p.requires_grad
+        ]
         # Not registered as a submodule: the teacher is frozen, is not saved in this
         # module's checkpoints and is moved to the device in on_fit_start.
         self.__dict__["teacher"] = teacher
@@ -98,6 +143,7 @@ class RetrievalModule(L.LightningModule):
         self.temperature = temperature
         self.contrastive_weight = contrastive_weight
         self.distillation_weight = distillation_weight
+        self.pair_distillation_weight = pair_distillation_weight
         self.teacher_temperature = teacher_temperature
         self.model_config = model_config or {}
         self.gather_negatives = gather_negatives
@@ -105,6 +151,12 @@ class RetrievalModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.teacher is not None:
             self.teacher.to(self.device)
+
+    def on_train_batch_start(self, batch: TrainBatch, batch_idx: int) -> None:
+        """Freeze or unfreeze the backbone and projection (``freeze_encoder_steps``)."""
+        trainable = self.global_step >= self.freeze_encoder_steps
+        for p in self._encoder_params:
+            p.requires_grad_(trainable)
 
     def _teacher_scores(self, batch: TrainBatch) -> Tensor | None:
         if batch.teacher_scores is not None:
@@ -138,19 +190,23 @@ class RetrievalModule(L.LightningModule):
                 self.temperature,
                 None if exclude is None else exclude.roll(-offset, 1),
             )
-        if self.distillation_weight > 0:
+        if self.distillation_weight > 0 or self.pair_distillation_weight > 0:
             teacher = self._teacher_scores(batch)
             if teacher is None:
                 raise ValueError(
-                    "training.distillation_weight > 0 needs teacher scores: set "
-                    "dataset.teacher_scores (a score file) or training.teacher_ckpt"
+                    "training.distillation_weight or pair_distillation_weight > 0 needs "
+                    "teacher scores: set dataset.teacher_scores (a score file) or "
+                    "training.teacher_ckpt"
                 )
-            terms["distillation"] = self.distillation_weight * distillation_loss(
-                own_candidates(local, batch.group_size),
-                teacher.to(scores.dtype),
-                self.temperature,
-                self.teacher_temperature,
-            )
+            own, teacher = own_candidates(local, batch.group_size), teacher.to(scores.dtype)
+            if self.distillation_weight > 0:
+                terms["distillation"] = self.distillation_weight * distillation_loss(
+                    own, teacher, self.temperature, self.teacher_temperature
+                )
+            if self.pair_distillation_weight > 0:
+                terms["pair_distillation"] = self.pair_distillation_weight * (
+                    pair_distillation_loss(own, teacher)
+                )
         terms.update(self.model.compressor.regularization(docs))
         loss = torch.stack(list(terms.values())).sum()
         bs = len(batch.queries)

@@ -20,10 +20,18 @@ CONF = ROOT / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
+# settings an experiment leaves to the command line (???)
+REQUIRED = {"beir_recipe": ["none_ckpt=logs/none/checkpoints/last.ckpt"]}
+
+
 def _jobs(name: str) -> list[list[str]]:
     """The override lists of every job the experiment's sweep launches."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
+        cfg = compose(
+            "config",
+            overrides=[f"experiment={name}", *REQUIRED.get(name, [])],
+            return_hydra_config=True,
+        )
     params = OmegaConf.to_container(cfg.hydra.sweeper.params or {})
     keys = list(params)
     values = [str(params[k]).split(",") for k in keys]
@@ -44,7 +52,9 @@ def test_every_experiment_job_composes(name: str):
     signatures = {}
     for overrides in jobs:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose("config", overrides=[f"experiment={name}", *overrides])
+            cfg = compose(
+                "config", overrides=[f"experiment={name}", *REQUIRED.get(name, []), *overrides]
+            )
         assert cfg.task_name == name
         compressor = OmegaConf.to_container(cfg.compressor, resolve=True)
         training = OmegaConf.to_container(cfg.training, resolve=True)
@@ -57,6 +67,38 @@ def test_every_experiment_job_composes(name: str):
             instantiate(cfg.compressor, **({"hidden_size": 32} if cls.needs_hidden_size else {}))
     # every swept value (other than the dataset) changes what is trained or indexed
     assert len(set(signatures.values())) == len(signatures)
+
+
+@pytest.mark.parametrize("debug", [[], ["debug=default"]])
+def test_beir_recipe_starts_every_compressor_from_the_none_model(debug: list[str]):
+    ckpt = "logs/none/checkpoints/last.ckpt"
+    inits = {}
+    for name in ("seqresize", "memtok", "agc", "hpool", "crisp"):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(
+                "config",
+                overrides=["experiment=beir_recipe", f"none_ckpt={ckpt}", f"compressor={name}"]
+                + debug,
+            )
+        assert cfg.init_from == cfg.training.teacher_ckpt == ckpt and cfg.budget == 32
+        assert cfg.training.init_compressor == "fresh" and cfg.training.freeze_encoder_steps > 0
+        assert cfg.training.distillation_weight > 0
+        assert cfg.model.get("random_config") is not None if debug else True
+        cls = get_class(cfg.compressor._target_)
+        compressor = instantiate(
+            cfg.compressor, **({"hidden_size": 32} if cls.needs_hidden_size else {})
+        )
+        inits[name] = compressor.init if name in ("seqresize", "memtok", "agc") else None
+    assert inits == {
+        "seqresize": "avgpool",
+        "memtok": "backbone",
+        "agc": "backbone",
+        "hpool": None,
+        "crisp": None,
+    }
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        plain = compose("config", overrides=["compressor=seqresize"])
+    assert plain.compressor.init == "random" and plain.training.init_compressor == "checkpoint"
 
 
 def test_ablation_rows_switch_one_component_each():
@@ -182,3 +224,29 @@ def test_local_multirun_with_multi_device_ddp_is_refused(monkeypatch: pytest.Mon
         launch(RunMode.MULTIRUN)  # under SLURM every rank is a task of its own
     finally:
         HydraConfig.instance().cfg = None
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_beir_recipe_runs_from_a_none_checkpoint_in_debug_size(tmp_path: Path):
+    """Stage 0 (none) then stage 1 (agc, two-stage, distilled, proportional budget)."""
+    quiet = ["debug=default", "evaluation.baselines=[]", "logger=none", "trainer.max_steps=3"]
+    colcompress(tmp_path / "none", "compressor=none", *quiet)
+    (ckpt,) = (tmp_path / "none" / "logs").rglob("step3.ckpt")
+    colcompress(
+        tmp_path / "agc",
+        "experiment=beir_recipe",
+        f"none_ckpt={ckpt}",
+        "compressor=agc",
+        "budget=8",
+        "training.freeze_encoder_steps=2",
+        "training.pair_distillation_weight=1.0",
+        "compressor.budget_mode=proportional",
+        *quiet,
+    )
+    (path,) = results_files(tmp_path / "agc")
+    results = json.loads(path.read_text())
+    assert results.get("status") != "failed", results.get("error")
+    assert results["config"]["tags"] == ["beir_recipe"]
+    assert results["config"]["training"]["teacher_ckpt"] == str(ckpt)
+    assert 7.5 <= results["index"]["vectors_per_doc"] <= 8.5  # 8 per document on average

@@ -77,6 +77,27 @@ def test_colcompress_checkpoint_loads_with_weights_only(tmp_path: Path):
     assert model_config(path) == stored
 
 
+def test_fresh_compressor_starts_from_a_plain_checkpoint(tmp_path: Path, caplog):
+    from colcompress.compressors.memtok import MemTok
+
+    torch.manual_seed(0)
+    plain = ColBERT(random_config=TINY, dim=16, doc_length=16)
+    path = tmp_path / "plain.ckpt"
+    state = {f"model.{k}": v for k, v in plain.state_dict().items()}
+    torch.save({"state_dict": state, "colcompress_model_config": {}}, path)
+    torch.manual_seed(1)
+    memtok = ColBERT(random_config=TINY, dim=16, doc_length=16, compressor=MemTok(4, 32))
+    memory = memtok.compressor.memory.detach().clone()
+    with pytest.raises(ValueError, match=r"no weights for the compressor's parameters"):
+        load_model_weights(memtok, path)  # evaluation needs trained memory tokens
+    with caplog.at_level("INFO", logger="colcompress.checkpoint"):
+        load_model_weights(memtok, path, fresh_compressor=True)
+    for name, value in plain.state_dict().items():
+        assert torch.equal(memtok.state_dict()[name], value), name
+    assert torch.equal(memtok.compressor.memory, memory)  # kept its initialisation
+    assert "encoder and projection loaded; MemTok parameters ['compressor.memory']" in caplog.text
+
+
 def test_missing_checkpoint_names_the_path(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="nope.ckpt does not exist"):
         model_config(tmp_path / "nope.ckpt")

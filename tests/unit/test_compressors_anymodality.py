@@ -397,6 +397,29 @@ def test_seqresize_gradients_and_fixed_budget():
         SeqResize(budget=4, posthoc=True)
 
 
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize(("n0", "budget"), [(12, 4), (10, 4), (7, 5), (300, 32)])
+def test_seqresize_avgpool_init_is_adaptive_average_pooling(activation, n0, budget):
+    torch.manual_seed(0)
+    seq = SeqResize(
+        budget, input_length=n0, mlp_dim=2 * budget + 3, activation=activation, init="avgpool"
+    ).double()
+    vectors, states, _ = make_batch([n0 + 4, n0 // 2, 3], seed=5)
+    out = seq(vectors, states)
+    padded = seq.pad_trunc(vectors, states.mask.bool())  # [B, n0, D]
+    reference = F.adaptive_avg_pool1d(padded.transpose(1, 2), budget).transpose(1, 2)
+    # exact up to the float32 rounding of the weights 1 / window
+    torch.testing.assert_close(out.vectors, reference, rtol=1e-6, atol=1e-7)
+    # the spare hidden units learn from the first step
+    loss_of(out).backward()
+    assert seq.mlp[2].weight.grad[:, 2 * budget :].abs().sum() > 0
+
+
+def test_seqresize_avgpool_init_needs_two_hidden_units_per_output():
+    with pytest.raises(ValueError, match=r"mlp_dim >= 2 \* budget \(= 8\), got 7"):
+        SeqResize(budget=4, input_length=10, mlp_dim=7, init="avgpool")
+
+
 def test_memtok_returns_memory_states_with_gradients():
     bert = tiny_bert()
     memtok = MemTok(budget=3, hidden_size=16)
@@ -410,6 +433,131 @@ def test_memtok_returns_memory_states_with_gradients():
         memtok.set_budget(5)
     with pytest.raises(ValueError, match="extra_vectors"):
         memtok(vectors, states, None)
+
+
+@pytest.mark.parametrize("cls", [MemTok, AGC])
+def test_backbone_init_of_appended_tokens(cls, tmp_path):
+    from colcompress.checkpoint import load_model_weights
+    from colcompress.models.colbert import ColBERT
+
+    tiny = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
+    torch.manual_seed(0)
+    plain = ColBERT(random_config={**tiny, "intermediate_size": 64}, dim=16, doc_length=16)
+    model = ColBERT(
+        random_config={**tiny, "intermediate_size": 64},
+        dim=16,
+        doc_length=16,
+        compressor=cls(budget=4, hidden_size=32, init="backbone"),
+    )
+    tokens = model.compressor.extra_token_embeddings()
+    embeddings = model.encoder.model.embeddings
+    cls_id = model.tokenizer.cls_token_id
+    # [CLS] + the position embedding at the centre of each of 4 windows of 16 positions
+    expected = (
+        embeddings.word_embeddings.weight[cls_id]
+        + embeddings.position_embeddings.weight[[2, 6, 10, 14]]
+    )
+    torch.testing.assert_close(tokens, expected)
+    default = cls(budget=4, hidden_size=32)
+    assert default.init == "normal" and default.extra_token_embeddings().std() < 0.1
+    # two-stage: from a plain checkpoint's embeddings
+    path = tmp_path / "plain.ckpt"
+    state = {f"model.{k}": v for k, v in plain.state_dict().items()}
+    torch.save({"state_dict": state}, path)
+    load_model_weights(model, path, fresh_compressor=True)
+    words = plain.encoder.model.embeddings.word_embeddings.weight
+    positions = plain.encoder.model.embeddings.position_embeddings.weight
+    torch.testing.assert_close(
+        model.compressor.extra_token_embeddings(), words[cls_id] + positions[[2, 6, 10, 14]]
+    )
+    with pytest.raises(ValueError, match="compressor.init must be one of"):
+        cls(budget=4, hidden_size=32, init="cls")
+
+
+@pytest.mark.parametrize("name", ["hpool", "agc"])
+def test_hidden_space_compresses_the_backbone_states_then_projects(name):
+    from colcompress.models.colbert import ColBERT
+
+    config = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
+    config["intermediate_size"] = 64
+
+    def compressor(space: str) -> Compressor:
+        if name == "hpool":
+            return HPool(budget=3, space=space)
+        return AGC(budget=3, hidden_size=32, space=space)
+
+    torch.manual_seed(0)
+    model = ColBERT(random_config=config, dim=16, doc_length=24, compressor=compressor("hidden"))
+    model.eval()
+    texts = ["a long document about vitamin d and the risk of cancer", "sleep and coffee"]
+    batch = model.tokenize_documents(texts)
+    with torch.no_grad():
+        got = model.encode_documents(batch)
+        states = model.encoder(
+            batch.input_ids,
+            batch.attention_mask,
+            extra_embeddings=model.compressor.extra_token_embeddings(),
+            output_attentions=name == "agc",
+        )
+        states.mask = batch.mask
+        pooled = model.compressor(states.hidden, states)  # Z^(L) [B, M, H]
+        projected = model.compressor(model._project(states.hidden), states)
+        model.compressor.set_space("projected")
+        default = model.encode_documents(batch)
+    assert pooled.vectors.shape[-1] == 32 and got.vectors.shape[-1] == 16
+    torch.testing.assert_close(got.vectors, F.normalize(model.projection(pooled.vectors), dim=-1))
+    assert torch.equal(got.mask, pooled.mask)
+    torch.testing.assert_close(default.vectors, F.normalize(projected.vectors, dim=-1))
+    assert not torch.allclose(got.vectors, default.vectors)
+    with pytest.raises(ValueError, match="compressor.space must be one of"):
+        compressor("raw")
+
+
+def test_proportional_budgets_round_and_keep_one():
+    hpool = HPool(budget=2, budget_mode="proportional", mean_tokens=100 / 3)
+    lengths = torch.tensor([1, 3, 96, 50])
+    # 2 * n * 3 / 100 = 0.06, 0.18, 5.76, 3.0
+    assert hpool.doc_budgets(lengths).tolist() == [1, 1, 6, 3]
+    assert hpool.doc_budgets(lengths, minimum=2).tolist() == [2, 2, 6, 3]
+    assert HPool(budget=2).doc_budgets(lengths).tolist() == [2, 2, 2, 2]
+    with pytest.raises(ValueError, match="budget_mode must be one of"):
+        HPool(budget=2, budget_mode="variable")
+    with pytest.raises(ValueError, match="mean_tokens must be > 0"):
+        AGC(budget=2, hidden_size=DIM, budget_mode="proportional", mean_tokens=0)
+
+
+@pytest.mark.parametrize("name", ["hpool", "agc"])
+def test_proportional_budget_matches_the_fixed_index_size(name):
+    lengths = [10, 20, 30, 40, 25, 25]  # mean 25
+    budget = 5
+    if name == "hpool":
+        comp = HPool(budget=budget, budget_mode="proportional")
+    else:
+        comp = AGC(budget=budget, num_queries=3, hidden_size=DIM, budget_mode="proportional")
+    assert comp.needs_corpus_lengths and comp.mean_tokens is None
+    vectors, states, _ = make_batch(lengths, extra=0 if name == "hpool" else 3, hole=False)
+    comp.fit_lengths(lengths)  # the corpus, as run.py fits it before indexing
+    assert comp.mean_tokens == 25.0
+    counts = []
+    for rows in ([0, 1], [2, 3], [4, 5]):  # indexed batch by batch
+        v, s = subset(vectors, states, rows, pad=3)
+        counts += comp(v, s).mask.sum(1).tolist()
+    assert counts == [2, 4, 6, 8, 5, 5]  # budget * n / mean
+    assert sum(counts) == budget * len(lengths)
+    fixed = HPool(budget=budget) if name == "hpool" else AGC(budget, DIM, num_queries=3)
+    assert fixed(vectors, states).mask.sum(1).tolist() == [budget] * len(lengths)
+
+
+def test_proportional_agc_clusters_within_each_documents_budget():
+    agc = AGC(budget=4, num_queries=3, hidden_size=DIM, budget_mode="proportional")
+    agc.fit_lengths([8, 24])  # mean 16: budgets 2 and 6
+    vectors, states, _ = make_batch([8, 24], extra=3, hole=False, seed=3)
+    out = agc(vectors, states)
+    assert out.mask.sum(1).tolist() == [2, 6]
+    # the short document equals fixed AGC with its own budget of 2
+    v, s = subset(vectors, states, [0], pad=0)
+    reference = AGC(budget=2, num_queries=3, hidden_size=DIM)(v, s)
+    torch.testing.assert_close(out.vectors[0, :2], reference.vectors[0])
 
 
 # ---------------------------------------------------------------------- config
@@ -427,4 +575,4 @@ def test_configs_instantiate_through_the_main_config(name, cls):
     assert compressor.needs_attention == (name == "agc")
     assert compressor.budget_fixed_at_train == (name in ("seqresize", "memtok"))
     if name == "seqresize":
-        assert compressor.input_length == cfg.training.doc_length  # what training sees
+        assert compressor.input_length == cfg.model.doc_length == 300  # the indexing length

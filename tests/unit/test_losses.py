@@ -6,7 +6,12 @@ import math
 
 import torch
 
-from colcompress.training.losses import contrastive_loss, distillation_loss, own_candidates
+from colcompress.training.losses import (
+    contrastive_loss,
+    distillation_loss,
+    own_candidates,
+    pair_distillation_loss,
+)
 
 
 def test_contrastive_targets_each_query_positive():
@@ -50,3 +55,24 @@ def test_excluded_false_negatives_leave_the_softmax():
     ) / 2
     got = contrastive_loss(scores, 2, 1.0, exclude)
     assert torch.isclose(got, expected)
+
+
+def test_distillation_kl_on_hand_made_scores():
+    student = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    teacher = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    p1 = math.exp(1) / (math.exp(1) + 1)  # student, query 0
+    t2 = math.exp(2) / (math.exp(2) + 1)  # teacher, query 1
+    kl0 = 0.5 * math.log(0.5 / p1) + 0.5 * math.log(0.5 / (1 - p1))
+    kl1 = t2 * math.log(t2 / 0.5) + (1 - t2) * math.log((1 - t2) / 0.5)
+    got = distillation_loss(student, teacher, 1.0).item()
+    assert math.isclose(got, (kl0 + kl1) / 2, rel_tol=1e-6)
+
+
+def test_pair_distillation_is_the_mean_squared_score_difference():
+    student = torch.tensor([[3.0, 1.0, 0.5], [2.0, 2.0, -1.0]])
+    teacher = torch.tensor([[4.0, 1.0, 0.0], [2.0, 0.0, -1.0]])
+    # differences -1, 0, 0.5, 0, 2, 0: (1 + 0.25 + 4) / 6
+    assert math.isclose(pair_distillation_loss(student, teacher).item(), 5.25 / 6, rel_tol=1e-7)
+    # unlike the KL, a shift of every score is a loss
+    assert pair_distillation_loss(teacher + 1.0, teacher).item() == 1.0
+    assert distillation_loss(teacher + 1.0, teacher, 1.0).abs().item() < 1e-6

@@ -235,3 +235,69 @@ def test_warmup_schedule_against_transformers(warmup: int, total: int):
         assert warmup_then_decay(step, warmup, total) == expected, step
     if warmup:
         assert library(0) == 0.0 and warmup_then_decay(0, warmup, total) == 1 / warmup
+
+
+def test_freeze_encoder_steps_trains_only_the_compressor_first():
+    from colcompress.compressors.memtok import MemTok
+
+    torch.manual_seed(0)
+    model = ColBERT(random_config=TINY, dim=16, doc_length=16, compressor=MemTok(2, 32))
+    batch = TrainCollator(model)([_example("q1", ["d1", "n1"]), _example("q2", ["d2", "n2"])])
+    module = RetrievalModule(model, lr=1e-2, warmup_steps=0, freeze_encoder_steps=2)
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    class Snapshot(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            snapshots.append({n: p.detach().clone() for n, p in model.named_parameters()})
+
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = L.Trainer(
+        max_steps=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Snapshot()],
+    )
+    loader = torch.utils.data.DataLoader([batch] * 4, batch_size=None, collate_fn=lambda b: b)
+    trainer.fit(module, train_dataloaders=loader)
+    encoder = [n for n in before if not n.startswith("compressor.")]
+    assert "projection.weight" in encoder and len(encoder) > 10
+    for step in (0, 1):  # frozen: only the memory tokens learn
+        assert all(torch.equal(snapshots[step][n], before[n]) for n in encoder), step
+        assert not torch.equal(snapshots[step]["compressor.memory"], before["compressor.memory"])
+    changed = [n for n in encoder if not torch.equal(snapshots[3][n], snapshots[1][n])]
+    assert "projection.weight" in changed
+    assert any(n.startswith("encoder.model.encoder.layer.0.") for n in changed)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_freeze_encoder_steps_is_ignored_without_compressor_parameters(caplog):
+    with caplog.at_level("WARNING", logger="colcompress.training.module"):
+        module = RetrievalModule(ColBERT(random_config=TINY, dim=16), freeze_encoder_steps=3)
+    assert module.freeze_encoder_steps == 0
+    assert "freeze_encoder_steps=3 ignored: NoCompression has no parameters" in caplog.text
+
+
+@pytest.mark.parametrize(("kl", "pair"), [(1.0, 0.0), (0.0, 1.0), (1.0, 0.5)])
+def test_self_distillation_from_a_plain_teacher_runs(kl: float, pair: float):
+    from colcompress.compressors.hpool import HPool
+
+    torch.manual_seed(0)
+    teacher = ColBERT(random_config=TINY, dim=16, doc_length=16)
+    student = ColBERT(random_config=TINY, dim=16, doc_length=16, compressor=HPool(budget=3))
+    student.load_state_dict(teacher.state_dict())
+    examples = [_example(f"q{i}", [f"d{i} a b c d e", f"n{i} f g h i j"]) for i in range(2)]
+    batch = TrainCollator(student)(examples)
+    module = RetrievalModule(
+        student,
+        contrastive_weight=0.0,
+        distillation_weight=kl,
+        pair_distillation_weight=pair,
+        teacher=teacher,
+    )
+    loss = module.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0
+    assert student.projection.weight.grad.abs().sum() > 0

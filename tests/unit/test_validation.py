@@ -65,6 +65,9 @@ def test_valid_configurations_pass(overrides: tuple[str, ...]):
         (("dataset.name=absent_but_not_empty",), None),
         (("init_from=/nonexistent/last.ckpt",), "init_from=/nonexistent/last.ckpt: no such file"),
         (("dataset.teacher_scores=/nope.tsv",), "dataset.teacher_scores=/nope.tsv: no such file"),
+        (("training.init_compressor=random",), "training.init_compressor='random': expected one"),
+        (("training.init_compressor=fresh",), "training.init_compressor=fresh: needs init_from"),
+        (("training.freeze_encoder_steps=-1",), "training.freeze_encoder_steps=-1: expected an"),
     ],
 )
 def test_bad_settings_are_named(overrides: tuple[str, ...], message: str | None):
@@ -134,6 +137,8 @@ def test_checkpoint_settings_that_differ_are_refused(agc_checkpoint: Path):
     assert "was trained with compressor colcompress.compressors.agc.AGC" in _problems(
         "compressor=memtok", ckpt
     )
+    # two-stage training loads the encoder and projection only
+    validate_config(_cfg("compressor=memtok", ckpt, "training.init_compressor=fresh"))
     resume = _problems(
         "compressor=agc", f"ckpt_path={agc_checkpoint}", "model.skip_punctuation=false"
     )

@@ -302,7 +302,9 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one job. In a multirun a failing job is recorded as failed in its
-    ``results.json`` and the sweep goes on; a single run re-raises.
+    ``results.json`` and the sweep goes on; after the last job
+    :class:`~colcompress.hydra_callbacks.SweepTally` prints the tally and exits 1 if
+    any failed. A single run re-raises.
 
     Returns ``cfg.optimized_metric`` of the results when set (for sweepers such as
     Optuna), else None.

@@ -30,8 +30,9 @@ from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines, zero_shot_model
 from colcompress.evaluation.evaluator import IndexEvaluator
 from colcompress.evaluation.results import write_json
-from colcompress.evaluation.utilization import UtilizationAnalysis, UtilizationStats
+from colcompress.evaluation.utilization import UtilizationAnalysis
 from colcompress.hub import set_offline
+from colcompress.logging_setup import close_loggers, finish_failed_run, log_results, make_loggers
 from colcompress.models.colbert import ColBERT
 from colcompress.models.formats import model_sizes
 from colcompress.training.collate import TrainCollator
@@ -204,7 +205,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         precision=str(cfg.trainer.get("precision")),
         analyses=_analyses(cfg, output_dir),
     )
-    loggers = [instantiate(c) for c in cfg.logger.values() if "_target_" in c]
+    loggers, log_results_artifact = make_loggers(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if "_target_" in c]
     if cfg.train:
         trainer: L.Trainer = instantiate(
@@ -217,9 +218,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     elif cfg.evaluate:
         evaluator.run(model, loggers)
     results = evaluator.results or {}
-    _log_artifacts(loggers, results, output_dir)
-    for logger in loggers:
-        logger.finalize("success")
+    log_results(loggers, results, output_dir)
+    close_loggers(loggers, output_dir, log_results_artifact)
     _print_summary(results)
     return results
 
@@ -235,34 +235,6 @@ def _analyses(cfg: DictConfig, output_dir: str) -> list[Any]:
             output_dir=output_dir,
         )
     ]
-
-
-def _log_artifacts(loggers: list[Any], results: dict[str, Any], output_dir: str) -> None:
-    """Baselines, utilization summary, per-position table and figures to wandb."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    for logger in loggers:
-        flat = {
-            f"baseline/{name}/{metric}": value
-            for name, r in results.get("baselines", {}).items()
-            for metric, value in r["metrics"].items()
-        }
-        if "utilization" in results:
-            stats = UtilizationStats.from_dict(results["utilization"])
-            flat.update(stats.summary())
-        if flat:
-            logger.log_metrics(flat)
-        if not isinstance(logger, WandbLogger) or "utilization" not in results:
-            continue
-        logger.log_table(
-            key="utilization/per_position",
-            columns=["position", "strength", "wins"],
-            data=[[i, s, w] for i, (s, w) in enumerate(zip(stats.strength, stats.wins))],
-        )
-        for name in ("utilization_strength", "utilization_similarity"):
-            path = os.path.join(output_dir, f"{name}.png")
-            if os.path.exists(path):
-                logger.log_image(key=f"utilization/{name.split('_')[1]}", images=[path])
 
 
 def _print_summary(results: dict[str, Any]) -> None:
@@ -314,6 +286,7 @@ def main(cfg: DictConfig) -> float | None:
         results = run(cfg)
     except Exception as error:
         _record_failure(cfg, error)
+        finish_failed_run()
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
         log.exception("job %s failed; the sweep goes on", HydraConfig.get().job.num)

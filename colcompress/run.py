@@ -35,6 +35,7 @@ from colcompress.hub import set_offline
 from colcompress.logging_setup import close_loggers, finish_failed_run, log_results, make_loggers
 from colcompress.models.colbert import ColBERT
 from colcompress.models.formats import model_sizes
+from colcompress.progress import resolve_progress
 from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
 from colcompress.validation import validate_config
@@ -145,7 +146,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
-    datamodule = instantiate(cfg.dataset)
+    progress = resolve_progress(cfg.progress)
+    datamodule = instantiate(cfg.dataset, progress=progress)
     datamodule.prepare_data()
     datamodule.setup("fit")
     model = build_model(cfg.model, cfg.compressor)
@@ -191,10 +193,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             batch_size=cfg.evaluation.batch_size,
             metrics=list(cfg.evaluation.metrics),
             cache_dir=cfg.paths.cache_dir,
+            progress=progress,
         )
     evaluator = IndexEvaluator(
         data=lambda: datamodule.eval_data,
-        index_factory=partial(instantiate(cfg.index), relu=model.relu),
+        index_factory=partial(instantiate(cfg.index), relu=model.relu, progress=progress),
         output_dir=output_dir,
         test_budget=cfg.test_budget,
         record=record,
@@ -204,6 +207,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         metrics=list(cfg.evaluation.metrics),
         precision=str(cfg.trainer.get("precision")),
         analyses=_analyses(cfg, output_dir),
+        progress=progress,
     )
     loggers, log_results_artifact = make_loggers(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if "_target_" in c]
@@ -213,6 +217,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             logger=loggers or False,
             callbacks=callbacks + ([evaluator] if cfg.evaluate else []),
             enable_checkpointing=bool(callbacks),
+            enable_progress_bar=progress,
         )
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     elif cfg.evaluate:

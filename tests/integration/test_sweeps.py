@@ -38,6 +38,7 @@ def test_a_sweep_with_a_failed_job_exits_non_zero_after_every_job(tmp_path: Path
         tmp_path, "logger=none", f"init_from=null,{missing}", f"hydra.sweep.dir={sweep_dir}"
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "%|" not in proc.stderr  # progress=auto draws no bar when stderr is not a TTY
     assert f"sweep: 2 jobs run, 1 failed; results.json in {sweep_dir}" in proc.stdout
     assert f"failed: {sweep_dir / '1' / 'results.json'}" in proc.stdout
     good, bad = (json.loads(p.read_text()) for p in results_files(tmp_path))

@@ -30,10 +30,12 @@ from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines, zero_shot_model
 from colcompress.evaluation.evaluator import IndexEvaluator
 from colcompress.evaluation.results import write_json
-from colcompress.evaluation.utilization import UtilizationAnalysis, UtilizationStats
+from colcompress.evaluation.utilization import UtilizationAnalysis
 from colcompress.hub import set_offline
+from colcompress.logging_setup import close_loggers, finish_failed_run, log_results, make_loggers
 from colcompress.models.colbert import ColBERT
 from colcompress.models.formats import model_sizes
+from colcompress.progress import resolve_progress
 from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
 from colcompress.validation import validate_config
@@ -154,7 +156,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
-    datamodule = instantiate(cfg.dataset)
+    progress = resolve_progress(cfg.progress)
+    datamodule = instantiate(cfg.dataset, progress=progress)
     datamodule.prepare_data()
     datamodule.setup("fit")
     model = build_model(cfg.model, cfg.compressor)
@@ -201,10 +204,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             batch_size=cfg.evaluation.batch_size,
             metrics=list(cfg.evaluation.metrics),
             cache_dir=cfg.paths.cache_dir,
+            progress=progress,
         )
     evaluator = IndexEvaluator(
         data=lambda: datamodule.eval_data,
-        index_factory=partial(instantiate(cfg.index), relu=model.relu),
+        index_factory=partial(instantiate(cfg.index), relu=model.relu, progress=progress),
         output_dir=output_dir,
         test_budget=cfg.test_budget,
         record=record,
@@ -214,8 +218,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         metrics=list(cfg.evaluation.metrics),
         precision=str(cfg.trainer.get("precision")),
         analyses=_analyses(cfg, output_dir),
+        progress=progress,
     )
-    loggers = [instantiate(c) for c in cfg.logger.values() if "_target_" in c]
+    loggers, log_results_artifact = make_loggers(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if "_target_" in c]
     if cfg.train:
         trainer: L.Trainer = instantiate(
@@ -223,14 +228,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             logger=loggers or False,
             callbacks=callbacks + ([evaluator] if cfg.evaluate else []),
             enable_checkpointing=bool(callbacks),
+            enable_progress_bar=progress,
         )
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     elif cfg.evaluate:
         evaluator.run(model, loggers)
     results = evaluator.results or {}
-    _log_artifacts(loggers, results, output_dir)
-    for logger in loggers:
-        logger.finalize("success")
+    log_results(loggers, results, output_dir)
+    close_loggers(loggers, output_dir, log_results_artifact)
     _print_summary(results)
     return results
 
@@ -246,34 +251,6 @@ def _analyses(cfg: DictConfig, output_dir: str) -> list[Any]:
             output_dir=output_dir,
         )
     ]
-
-
-def _log_artifacts(loggers: list[Any], results: dict[str, Any], output_dir: str) -> None:
-    """Baselines, utilization summary, per-position table and figures to wandb."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    for logger in loggers:
-        flat = {
-            f"baseline/{name}/{metric}": value
-            for name, r in results.get("baselines", {}).items()
-            for metric, value in r["metrics"].items()
-        }
-        if "utilization" in results:
-            stats = UtilizationStats.from_dict(results["utilization"])
-            flat.update(stats.summary())
-        if flat:
-            logger.log_metrics(flat)
-        if not isinstance(logger, WandbLogger) or "utilization" not in results:
-            continue
-        logger.log_table(
-            key="utilization/per_position",
-            columns=["position", "strength", "wins"],
-            data=[[i, s, w] for i, (s, w) in enumerate(zip(stats.strength, stats.wins))],
-        )
-        for name in ("utilization_strength", "utilization_similarity"):
-            path = os.path.join(output_dir, f"{name}.png")
-            if os.path.exists(path):
-                logger.log_image(key=f"utilization/{name.split('_')[1]}", images=[path])
 
 
 def _print_summary(results: dict[str, Any]) -> None:
@@ -313,7 +290,9 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one job. In a multirun a failing job is recorded as failed in its
-    ``results.json`` and the sweep goes on; a single run re-raises.
+    ``results.json`` and the sweep goes on; after the last job
+    :class:`~colcompress.hydra_callbacks.SweepTally` prints the tally and exits 1 if
+    any failed. A single run re-raises.
 
     Returns ``cfg.optimized_metric`` of the results when set (for sweepers such as
     Optuna), else None.
@@ -323,6 +302,7 @@ def main(cfg: DictConfig) -> float | None:
         results = run(cfg)
     except Exception as error:
         _record_failure(cfg, error)
+        finish_failed_run()
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
         log.exception("job %s failed; the sweep goes on", HydraConfig.get().job.num)

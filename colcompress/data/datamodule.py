@@ -447,6 +447,8 @@ class RetrievalDataModule(lightning.LightningDataModule):
         DataLoader workers.
     allow_unknown_ids : bool
         Drop qrels rows naming unknown ids (with a warning) instead of raising.
+    progress : bool
+        Draw progress bars while downloading and mining negatives.
 
     Attributes
     ----------
@@ -479,6 +481,7 @@ class RetrievalDataModule(lightning.LightningDataModule):
         seed: int = 42,
         num_workers: int = 0,
         allow_unknown_ids: bool = False,
+        progress: bool = False,
     ) -> None:
         super().__init__()
         if num_negatives < 0:
@@ -505,6 +508,7 @@ class RetrievalDataModule(lightning.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.allow_unknown_ids = allow_unknown_ids
+        self.progress = progress
         self.collate_fn: Callable[[list[TrainExample]], Any] = identity_collate
         self.train_data: BeirData | None = None
         self.eval_data: BeirData | None = None
@@ -518,7 +522,7 @@ class RetrievalDataModule(lightning.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download (and verify) the dataset unless ``data_dir/name`` already holds it."""
-        ensure_beir(self.name, self.data_dir, url=self.url, md5=self.md5)
+        ensure_beir(self.name, self.data_dir, url=self.url, md5=self.md5, progress=self.progress)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits; for ``stage`` ``"fit"`` or ``None`` also build training examples.
@@ -562,7 +566,9 @@ class RetrievalDataModule(lightning.LightningDataModule):
                 for qid in data.queries
             }
         elif self.num_negatives > 0:
-            candidates = mine_negatives(data, self.negatives_top_k, self.cache_dir)
+            candidates = mine_negatives(
+                data, self.negatives_top_k, self.cache_dir, progress=self.progress
+            )
         else:
             candidates = {qid: [] for qid in data.queries}
         pairs, no_teacher, too_few = [], 0, 0

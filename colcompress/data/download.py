@@ -17,6 +17,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from tqdm.auto import tqdm
+
 from colcompress.atomic import make_temp_dir, make_temp_file
 
 __all__ = [
@@ -68,12 +70,24 @@ def _verify(path: Path, md5: str | None, source: str) -> None:
         raise ChecksumError(f"{source}: md5 mismatch, expected {md5.lower()}, got {actual}")
 
 
-def _download(url: str, dest_dir: Path, name: str, timeout: float) -> Path:
-    """Stream ``url`` into a new temporary file in ``dest_dir`` and return its path."""
+def _download(url: str, dest_dir: Path, name: str, timeout: float, progress: bool) -> Path:
+    """Stream ``url`` into a new temporary file in ``dest_dir`` and return its path.
+
+    ``progress`` draws a tqdm bar of the bytes received (with ETA when the server
+    sends Content-Length).
+    """
     tmp = make_temp_file(dest_dir, prefix=f".{name}.", suffix=".zip.part")
     try:
         with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out, _CHUNK)
+            length = resp.headers.get("Content-Length")
+            with tqdm.wrapattr(
+                out,
+                "write",
+                total=int(length) if length else None,
+                desc=f"download {name}",
+                disable=not progress,
+            ) as sink:
+                shutil.copyfileobj(resp, sink, _CHUNK)
     except BaseException as exc:
         os.unlink(tmp)
         if isinstance(exc, (urllib.error.URLError, OSError)):
@@ -161,6 +175,7 @@ def ensure_beir(
     md5: str | None = None,
     timeout: float = 60.0,
     max_bytes: int = MAX_EXTRACT_BYTES,
+    progress: bool = False,
 ) -> Path:
     """Return the directory of a BEIR dataset, downloading it when missing.
 
@@ -178,6 +193,8 @@ def ensure_beir(
         Socket timeout of the download in seconds.
     max_bytes : int
         Most bytes the archive may extract to.
+    progress : bool
+        Draw a download progress bar.
 
     Returns
     -------
@@ -219,7 +236,7 @@ def ensure_beir(
         _install(local_zip, target, name, str(local_zip), max_bytes)
         return target
     url = url or BEIR_URL.format(name=name)
-    tmp_zip = _download(url, data_dir, name, timeout)
+    tmp_zip = _download(url, data_dir, name, timeout, progress)
     try:
         _verify(tmp_zip, md5, url)
         _install(tmp_zip, target, name, url, max_bytes)

@@ -17,6 +17,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenized
+from tqdm.auto import tqdm
 
 from colcompress.atomic import write_text_atomic
 from colcompress.data.beir import BeirData
@@ -50,10 +51,12 @@ class BM25Settings:
 
 
 class _BM25:
-    """A BM25 index over ``data.corpus`` (document order = ``doc_ids``)."""
+    """A BM25 index over ``data.corpus`` (document order = ``doc_ids``); ``progress``
+    draws bm25s's bars (tokenising, indexing) and one over the searched queries."""
 
-    def __init__(self, data: BeirData, settings: BM25Settings) -> None:
+    def __init__(self, data: BeirData, settings: BM25Settings, progress: bool = False) -> None:
         self.settings = settings
+        self.progress = progress
         self.doc_ids = list(data.corpus)
         if settings.stemmer is None:
             self._stemmer = None
@@ -65,7 +68,7 @@ class _BM25:
         self._empty = not corpus_tokens.vocab
         self._retriever = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
         if not self._empty:
-            self._retriever.index(corpus_tokens, create_empty_token=False, show_progress=False)
+            self._retriever.index(corpus_tokens, create_empty_token=False, show_progress=progress)
 
     def tokenize(self, texts: list[str], ids: bool = False) -> list[list[str]] | Tokenized:
         """Tokenise texts: lists of (stemmed) terms, or ids + vocabulary when ``ids``."""
@@ -75,7 +78,7 @@ class _BM25:
             stopwords=self.settings.stopwords or [],
             stemmer=self._stemmer,
             return_ids=ids,
-            show_progress=False,
+            show_progress=self.progress,
         )
 
     def search(
@@ -100,7 +103,9 @@ class _BM25:
         """
         position = {docid: i for i, docid in enumerate(self.doc_ids)}
         results = []
-        for qi, terms in enumerate(self.tokenize(queries)):
+        terms_of = self.tokenize(queries)
+        bar = tqdm(terms_of, desc="bm25 search", unit="query", disable=not self.progress)
+        for qi, terms in enumerate(bar):
             term_ids = [] if self._empty else self._retriever.get_tokens_ids(terms)
             if not term_ids or k <= 0:
                 results.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)))
@@ -125,7 +130,7 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bm25_search(
-    data: BeirData, k: int = 100, settings: BM25Settings | None = None
+    data: BeirData, k: int = 100, settings: BM25Settings | None = None, progress: bool = False
 ) -> dict[str, dict[str, float]]:
     """Retrieve with BM25 for every query of a split (the baseline row of reports).
 
@@ -138,13 +143,15 @@ def bm25_search(
         never returned.
     settings : BM25Settings, optional
         Retriever settings; defaults to ``BM25Settings()``.
+    progress : bool
+        Draw progress bars (tokenising, indexing, searching).
 
     Returns
     -------
     dict of str to dict of str to float
         ``run[qid][docid] = score`` (a ranx/pytrec_eval run).
     """
-    index = _BM25(data, settings or BM25Settings())
+    index = _BM25(data, settings or BM25Settings(), progress)
     qids = list(data.queries)
     ranked = index.search([data.queries[q] for q in qids], k)
     return {
@@ -214,6 +221,7 @@ def mine_negatives(
     top_k: int = 100,
     cache_dir: str | Path | None = None,
     settings: BM25Settings | None = None,
+    progress: bool = False,
 ) -> dict[str, list[str]]:
     """Mine BM25 hard negatives for every query of a split.
 
@@ -231,6 +239,8 @@ def mine_negatives(
         with a warning and rewritten.
     settings : BM25Settings, optional
         Retriever settings; defaults to ``BM25Settings()``.
+    progress : bool
+        Draw progress bars (tokenising, indexing, searching).
 
     Returns
     -------
@@ -247,7 +257,7 @@ def mine_negatives(
         cached = _read_cache(path, key, data)
         if cached is not None:
             return cached
-    index = _BM25(data, settings)
+    index = _BM25(data, settings, progress)
     qids = list(data.queries)
     ranked = index.search(
         [data.queries[q] for q in qids], top_k, exclude=[data.positives(q) for q in qids]

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from colcompress.data.beir import BeirData
 from colcompress.data.negatives import bm25_search
@@ -43,17 +44,24 @@ def _topk_run(
 
 @torch.no_grad()
 def _backbone_vectors(
-    model: ColBERT, texts: list[str], is_query: bool, batch_size: int
+    model: ColBERT, texts: list[str], is_query: bool, batch_size: int, progress: bool = False
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Token vectors ``[n_i, H]`` (L2-normalised) and mean-pooled ``[n, H]`` vectors.
 
     Texts are encoded longest first (little padding); outputs are in input order.
+    ``progress`` draws a tqdm bar.
     """
     model.eval()
     tokens: list[torch.Tensor] = [torch.empty(0)] * len(texts)
     pooled = torch.zeros(len(texts), model.encoder.hidden_size)
     tokenize = model.tokenize_queries if is_query else model.tokenize_documents
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    bar = tqdm(
+        total=len(texts),
+        desc="baselines: " + ("queries" if is_query else "corpus"),
+        unit="query" if is_query else "doc",
+        disable=not progress,
+    )
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
         batch = tokenize([texts[i] for i in idx])
@@ -63,6 +71,8 @@ def _backbone_vectors(
         normed = F.normalize(hidden, dim=-1)
         for i, v, m in zip(idx, normed, batch.attention_mask.bool()):
             tokens[i] = v[m]
+        bar.update(len(idx))
+    bar.close()
     return tokens, pooled
 
 
@@ -140,6 +150,7 @@ def evaluate_baselines(
     batch_size: int = 32,
     metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS,
     cache_dir: str | Path | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate the reference baselines on one split (cached on disk).
 
@@ -159,6 +170,8 @@ def evaluate_baselines(
         dataset name and split, the corpus, query and qrels contents and the
         settings. A corrupt or mismatching cache file is ignored with a warning and
         rewritten.
+    progress : bool
+        Draw progress bars (BM25, encoding, search).
 
     Returns
     -------
@@ -181,7 +194,7 @@ def evaluate_baselines(
     todo = [n for n in names if n not in out]
     if "bm25" in todo:
         start = time.perf_counter()
-        run = bm25_search(data, top_k)
+        run = bm25_search(data, top_k, progress=progress)
         out["bm25"] = {
             "metrics": compute_metrics(data.qrels, run, metrics),
             "seconds": time.perf_counter() - start,
@@ -190,7 +203,15 @@ def evaluate_baselines(
     if neural:
         out.update(
             _neural_baselines(
-                data, backbone, neural, top_k, query_length, doc_length, batch_size, metrics
+                data,
+                backbone,
+                neural,
+                top_k,
+                query_length,
+                doc_length,
+                batch_size,
+                metrics,
+                progress,
             )
         )
     if cache is not None and todo:
@@ -207,16 +228,17 @@ def _neural_baselines(
     doc_length: int,
     batch_size: int,
     metrics: tuple[str, ...] | list[str],
+    progress: bool,
 ) -> dict[str, dict[str, Any]]:
     model = zero_shot_model(backbone, query_length, doc_length)
     doc_ids, query_ids = list(data.corpus), list(data.queries)
     start = time.perf_counter()
     log.info("baselines: encoding %d documents with the zero-shot backbone", len(doc_ids))
     doc_tokens, doc_pooled = _backbone_vectors(
-        model, [data.corpus[d].full_text for d in doc_ids], False, batch_size
+        model, [data.corpus[d].full_text for d in doc_ids], False, batch_size, progress
     )
     q_tokens, q_pooled = _backbone_vectors(
-        model, [data.queries[q] for q in query_ids], True, batch_size
+        model, [data.queries[q] for q in query_ids], True, batch_size, progress
     )
     encode_s = time.perf_counter() - start
     out: dict[str, dict[str, Any]] = {}
@@ -229,7 +251,7 @@ def _neural_baselines(
         }
     if "multivector" in names:
         start = time.perf_counter()
-        index = FlatIndex()
+        index = FlatIndex(progress=progress)
         index.build(doc_tokens, doc_ids)
         result = index.search(q_tokens, top_k)
         run = result.as_run(query_ids)

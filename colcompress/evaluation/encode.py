@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from colcompress.compressors.base import Compressed
 from colcompress.models.colbert import ColBERT, Tokenized
@@ -55,11 +56,12 @@ def encode(
     compress: bool = True,
     precision: str | None = None,
     desc: str = "encode",
+    progress: bool = False,
 ) -> Encoded:
     """Encode texts into unpadded multi-vector representations.
 
     Texts are processed longest first so each batch pads little; results come
-    back in input order. Progress is logged about every 10%.
+    back in input order.
 
     Parameters
     ----------
@@ -74,7 +76,9 @@ def encode(
     precision : str or None
         ``"bf16-mixed"`` runs the encoder under bf16 autocast on CUDA.
     desc : str
-        Label for progress messages.
+        Label of the progress bar.
+    progress : bool
+        Draw a tqdm bar (items done, rate, ETA) on stderr.
     """
     was_training = model.training
     model.eval()
@@ -89,7 +93,9 @@ def encode(
     vectors: list[Tensor | None] = [None] * len(texts)
     tokens = torch.zeros(len(texts), dtype=torch.long)
     start = time.perf_counter()
-    step = max(len(order) // 10, batch_size)
+    bar = tqdm(
+        total=len(order), desc=desc, unit="query" if is_query else "doc", disable=not progress
+    )
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         batch = tokenize([texts[i] for i in idx]).to(device)
@@ -98,12 +104,12 @@ def encode(
         tokens[idx] = batch.mask.sum(1).cpu()
         for i, v in zip(idx, out.unpadded()):
             vectors[i] = v.float().cpu()
-        done = b + len(idx)
-        if done % step < batch_size or done == len(order):
-            rate = done / max(time.perf_counter() - start, 1e-9)
-            log.info("%s: %d/%d (%.1f/s)", desc, done, len(order), rate)
+        bar.update(len(idx))
+    bar.close()
     model.train(was_training)
-    return Encoded(vectors, tokens, time.perf_counter() - start)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - start
+    log.info("%s: %d encoded in %.1f s", desc, len(order), seconds)
+    return Encoded(vectors, tokens, seconds)  # type: ignore[arg-type]
 
 
 def encode_sharded(
@@ -115,6 +121,7 @@ def encode_sharded(
     desc: str = "encode",
     rank: int = 0,
     world_size: int = 1,
+    progress: bool = False,
 ) -> Encoded | None:
     """:func:`encode` split across data-parallel ranks, gathered on rank 0.
 
@@ -129,12 +136,20 @@ def encode_sharded(
         the gather); None on the other ranks.
     """
     if world_size == 1:
-        return encode(model, texts, is_query, batch_size, precision=precision, desc=desc)
+        return encode(
+            model, texts, is_query, batch_size, precision=precision, desc=desc, progress=progress
+        )
     import torch.distributed as dist
 
     start = time.perf_counter()
     mine = encode(
-        model, texts[rank::world_size], is_query, batch_size, precision=precision, desc=desc
+        model,
+        texts[rank::world_size],
+        is_query,
+        batch_size,
+        precision=precision,
+        desc=desc,
+        progress=progress and rank == 0,
     )
     shards: list[tuple[list[Tensor], Tensor] | None] | None = (
         [None] * world_size if rank == 0 else None

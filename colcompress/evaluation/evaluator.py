@@ -76,6 +76,7 @@ def evaluate_model(
     analyses: list[Callable[[ColBERT, BeirData, Encoded, Encoded], dict[str, Any]]] | None = None,
     rank: int = 0,
     world_size: int = 1,
+    progress: bool = False,
 ) -> dict[str, Any] | None:
     """Run the full evaluation pass of one model on one split.
 
@@ -105,6 +106,8 @@ def evaluate_model(
         whose results are merged into the returned dict.
     rank, world_size : int
         This process's data-parallel rank and the number of ranks.
+    progress : bool
+        Draw encoding progress bars (rank 0 only).
 
     Returns
     -------
@@ -119,7 +122,15 @@ def evaluate_model(
     if counts:
         model.compressor.reset_counts()
     docs = encode_sharded(
-        model, texts, False, batch_size, precision, "corpus", rank=rank, world_size=world_size
+        model,
+        texts,
+        False,
+        batch_size,
+        precision,
+        "corpus",
+        rank=rank,
+        world_size=world_size,
+        progress=progress,
     )
     if docs is None:
         return None
@@ -133,6 +144,7 @@ def evaluate_model(
         batch_size,
         precision=precision,
         desc="queries",
+        progress=progress,
     )
     start = time.perf_counter()
     result = index.search(queries.vectors, top_k)
@@ -186,7 +198,7 @@ class IndexEvaluator(L.Callback):
         evaluate_baselines`), on rank 0 only, into ``results.json["baselines"]``.
     kwargs
         Passed to :func:`evaluate_model` (top_k, batch_size, metrics, precision,
-        analyses).
+        analyses, progress).
     """
 
     def __init__(

@@ -136,6 +136,9 @@ class FastPlaidIndex(Index):
         Number of k-means centroids is ``2 ** floor(log2(partition_factor *
         sqrt(total vectors)))`` (see :func:`num_partitions`); fast-plaid's own
         choice is 16.
+    progress : bool
+        Let fast-plaid draw its search progress bar. fast-plaid's build draws its own
+        bar on a terminal whatever this says (its ``create`` has no switch).
     relu : bool
         Must be False: fast-plaid scores plain MaxSim, it cannot clamp each query
         token's maximum at 0 (ColBERT_P). Appending a zero vector to every document
@@ -157,6 +160,7 @@ class FastPlaidIndex(Index):
         n_samples_kmeans: int | None = None,
         n_processes: int | None = None,
         partition_factor: float = 16.0,
+        progress: bool = False,
         relu: bool = False,
     ) -> None:
         _check_nbits(nbits)
@@ -180,6 +184,7 @@ class FastPlaidIndex(Index):
         self.seed = seed
         self.n_samples_kmeans = n_samples_kmeans
         self.n_processes = n_processes
+        self.progress = progress
         self._engine: fast_plaid_search.FastPlaid | None = None
         self._ids: list[str] = []
         self._dim = 0
@@ -195,7 +200,8 @@ class FastPlaidIndex(Index):
             Directory holding the fast-plaid files and ``ids.json``.
         **kwargs
             Search and device options of the constructor (``n_ivf_probe``,
-            ``n_full_scores``, ``device``, ``n_processes``); ``nbits`` is read from disk.
+            ``n_full_scores``, ``device``, ``n_processes``, ``progress``); ``nbits`` is
+            read from disk.
 
         Returns
         -------
@@ -310,7 +316,7 @@ class FastPlaidIndex(Index):
                 top_k=k,
                 n_full_scores=max(self.n_full_scores, 4 * k),
                 n_ivf_probe=self.n_ivf_probe,
-                show_progress=False,
+                show_progress=self.progress,
                 n_processes=self.n_processes,
             ).result()
         return SearchResult(

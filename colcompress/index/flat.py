@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from colcompress.index.base import Index, SearchResult
 from colcompress.padding import pad_stack
@@ -131,6 +132,8 @@ class FlatIndex(Index):
         Where the chunks live and scoring runs.
     relu : bool
         Clamp each query token's maximum at 0 (ColBERT_P scoring).
+    progress : bool
+        Draw a tqdm bar (queries searched, ETA) during :meth:`search`.
 
     Notes
     -----
@@ -145,6 +148,7 @@ class FlatIndex(Index):
         query_batch_size: int = 16,
         device: str | torch.device = "cpu",
         relu: bool = False,
+        progress: bool = False,
     ) -> None:
         if batch_size < 1 or query_batch_size < 1:
             raise ValueError(
@@ -156,6 +160,7 @@ class FlatIndex(Index):
         self.query_batch_size = query_batch_size
         self.device = torch.device(device)
         self.relu = relu
+        self.progress = progress
         self._ids: list[str] = []
         self._dim = 0
         self._num_vectors = 0
@@ -216,6 +221,7 @@ class FlatIndex(Index):
         scores: list[list[float]] = [[] for _ in queries]
         # Longest first, so a block pads its queries to similar lengths.
         order = sorted(range(len(queries)), key=lambda i: -queries[i].shape[0])
+        bar = tqdm(total=len(order), desc="search", unit="query", disable=not self.progress)
         for start in range(0, len(order), self.query_batch_size):
             members = order[start : start + self.query_batch_size]
             block = [queries[i].detach().to(device=self.device, dtype=self.dtype) for i in members]
@@ -225,6 +231,8 @@ class FlatIndex(Index):
             ):
                 ids[i] = [self._ids[p] for p in row_positions]
                 scores[i] = row_scores
+            bar.update(len(members))
+        bar.close()
         return SearchResult(ids=ids, scores=scores)
 
     def _search_block(self, queries: Tensor, query_mask: Tensor, k: int) -> tuple[Tensor, Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -123,3 +124,19 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path: Path):
     assert state["global_step"] == 4
     resumed = sorted(p.name for p in (second / "logs").rglob("step*.ckpt"))
     assert resumed == ["step3.ckpt", "step4.ckpt"]
+
+
+@pytest.mark.slow
+def test_progress_true_draws_a_bar_for_every_step(tmp_path: Path):
+    proc = colcompress(
+        tmp_path,
+        "debug=default",
+        "train=false",
+        "index=flat",
+        "evaluation.baselines=[bm25]",
+        "logger=none",
+        "progress=true",
+    )
+    finished = [line for line in re.split(r"[\r\n]", proc.stderr) if "100%|" in line]
+    for label in ("corpus", "queries", "search", "bm25 search"):
+        assert any(line.lstrip().startswith(f"{label}:") for line in finished), label

@@ -1,0 +1,223 @@
+"""Helpers shared by the benchmark scripts: data, models, timing, tables and JSON output.
+
+Every script prints :func:`environment` as its header (the load average included: the
+machines are shared, so timings are only compared within one run), a markdown table
+made by :func:`markdown_table`, and writes its rows with :func:`write_json` to
+``--out`` (default ``benchmarks/results/<script>.json``, git-ignored: the tables with
+their commands in docs/benchmarks.md are the record, the JSON is one machine's raw
+output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+from transformers.utils import logging as hf_logging
+
+import colcompress.resolvers  # noqa: F401  (the resolvers conf/ uses)
+from colcompress.atomic import write_text_atomic
+from colcompress.data.beir import load_beir
+from colcompress.models.colbert import ColBERT
+from colcompress.run import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+hf_logging.disable_progress_bar()  # "Loading weights" bars on every model build
+
+RESULTS = ROOT / "benchmarks" / "results"
+DATA_DIR = Path(os.environ.get("COLCOMPRESS_DATA_DIR", ROOT.parent / "shared" / "data" / "beir"))
+# The tiny random BERT of conf/model/tiny.yaml (2 layers, hidden 32): for smoke runs.
+TINY_MODEL = ["model=tiny"]
+# ColBERT_P, which the lossless compressors need (clipped norms, ReLU MaxSim).
+COLBERT_P = ["model.normalize=clip", "model.scoring=maxsim_relu"]
+
+
+def parser(description: str, script: str) -> argparse.ArgumentParser:
+    """Argument parser with the options every benchmark has.
+
+    Parameters
+    ----------
+    description : str
+        The script's one-line summary.
+    script : str
+        The script's name, used for the default ``--out``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With ``--out`` (JSON path), ``--tiny`` (smoke size, tiny random model) and
+        ``--seed``.
+    """
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", type=Path, default=RESULTS / f"{script}.json", help="JSON output")
+    p.add_argument(
+        "--tiny", action="store_true", help="smoke size: a few documents, tiny random model"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def environment(what: str) -> dict[str, Any]:
+    """The machine and load of this run, printed as the table's header line.
+
+    Parameters
+    ----------
+    what : str
+        What was measured (sizes), put first in the printed line.
+
+    Returns
+    -------
+    dict
+        ``what``, torch version, threads, machine, CPUs, 1-minute load average.
+    """
+    env = {
+        "what": what,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+    print(
+        f"# {what}; torch {env['torch']} ({env['threads']} threads), {env['machine']}, "
+        f"{env['cpus']} CPUs, load average {env['load_average']:.1f}",
+        flush=True,
+    )
+    return env
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table; floats are printed with 3 significant decimals at most.
+
+    Parameters
+    ----------
+    headers : sequence of str
+        Column names; the first column is left-aligned, the others right-aligned.
+    rows : sequence of sequences
+        One value per column (None prints empty).
+    """
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+        return str(value)
+
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|---|" + "---:|" * (len(headers) - 1),
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, env: dict[str, Any], rows: list[dict[str, Any]], **extra: Any) -> None:
+    """Write ``{"environment": env, "rows": rows, **extra}`` to ``path`` atomically."""
+    payload = {"environment": env, "rows": rows, **extra}
+    write_text_atomic(json.dumps(payload, indent=2) + "\n", path)
+    print(f"# wrote {path}", flush=True)
+
+
+def nfcorpus(
+    n_docs: int | None, n_queries: int | None = None, seed: int = 0, split: str = "test"
+) -> tuple[list[str], list[str], list[str]]:
+    """A seeded random sample of NFCorpus documents and test queries.
+
+    Parameters
+    ----------
+    n_docs, n_queries : int or None
+        Sample sizes; None keeps all (3,633 documents, 323 test queries).
+    seed : int
+    split : str
+
+    Returns
+    -------
+    doc_ids : list of str
+    doc_texts : list of str
+        Title and body, as the encoder sees them.
+    queries : list of str
+    """
+    data = load_beir(DATA_DIR / "nfcorpus", split)
+    rng = random.Random(seed)
+    ids = sorted(data.corpus)
+    if n_docs is not None and n_docs < len(ids):
+        ids = sorted(rng.sample(ids, n_docs))
+    qids = sorted(data.queries)
+    if n_queries is not None and n_queries < len(qids):
+        qids = sorted(rng.sample(qids, n_queries))
+    return ids, [data.corpus[i].full_text for i in ids], [data.queries[q] for q in qids]
+
+
+def config(overrides: Sequence[str]) -> DictConfig:
+    """The project's Hydra config composed with ``overrides`` (e.g. ``compressor=agc``)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def model(
+    overrides: Sequence[str], seed: int = 0, fit_texts: Sequence[str] | None = None
+) -> ColBERT:
+    """A ColBERT built from the project's config, in eval mode.
+
+    The backbone is the pretrained MiniLM (or the tiny random one with
+    ``model=tiny``); compressor parameters are freshly initialised (untrained), and
+    the projection is initialised from ``seed`` after the compressor, so every model
+    built with the same seed and model overrides has the same encoder and projection.
+
+    Parameters
+    ----------
+    overrides : sequence of str
+        Hydra overrides, e.g. ``["compressor=hpool", "budget=32"]``.
+    seed : int
+    fit_texts : sequence of str or None
+        Documents to initialise the projection from, as training does
+        (:meth:`ColBERT.fit_projection`, ``training.projection_init=svd``); None keeps
+        the random projection.
+    """
+    cfg = config(overrides)
+    torch.manual_seed(seed)
+    built = build_model(
+        OmegaConf.to_container(cfg.model, resolve=True),
+        OmegaConf.to_container(cfg.compressor, resolve=True),
+    )
+    torch.manual_seed(seed)
+    built.projection.reset_parameters()
+    if fit_texts is not None:
+        built.fit_projection(list(fit_texts))
+    return built.eval()
+
+
+def best_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Best wall time of ``repeats`` calls of ``fn`` (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Achieved fp32 GFLOP/s of a ``[size, size] @ [size, size]`` product (best of ``repeats``).
+
+    The machine's practical ceiling for dense fp32 work with torch's threads, measured
+    in the same process as the workload it is compared with.
+    """
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen)
+    b = torch.randn(size, size, generator=gen)
+    seconds = best_seconds(lambda: a @ b, repeats)
+    return 2 * size**3 / seconds / 1e9

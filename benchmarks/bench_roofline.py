@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 
-import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import common

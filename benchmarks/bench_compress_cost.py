@@ -21,22 +21,6 @@ from benchmarks import common
 from colcompress.evaluation.encode import encode
 from colcompress.models.colbert import ColBERT
 
-# (label, overrides); every non-LP row is held to the <= 10% target
-COMPRESSORS: list[tuple[str, list[str]]] = [
-    ("none", ["compressor=none"]),
-    ("hpool (scipy)", ["compressor=hpool", "compressor.backend=scipy"]),
-    ("hpool (torch)", ["compressor=hpool", "compressor.backend=torch"]),
-    ("agc", ["compressor=agc"]),
-    ("memtok", ["compressor=memtok"]),
-    ("seqresize", ["compressor=seqresize"]),
-    ("crisp", ["compressor=crisp"]),
-    ("lossless norm", ["compressor=lossless_norm", *common.COLBERT_P]),
-    ("lossless LP (exact)", ["compressor=lossless_lp", *common.COLBERT_P]),
-    (
-        "lossless LP (SVD)",
-        ["compressor=lossless_lp", "compressor.strategy=lp_svd", *common.COLBERT_P],
-    ),
-]
 TARGET_ADDED = 0.10
 
 
@@ -77,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     _, texts, _ = common.nfcorpus(n_docs, 0, args.seed)
     chosen = [
         (label, ov)
-        for label, ov in COMPRESSORS
+        for label, ov in common.COMPRESSORS
         if args.only is None or label == "none" or label in args.only
     ]
     env = common.environment(

@@ -41,6 +41,19 @@ DATA_DIR = Path(os.environ.get("COLCOMPRESS_DATA_DIR", ROOT.parent / "shared" / 
 TINY_MODEL = ["model=tiny"]
 # ColBERT_P, which the lossless compressors need (clipped norms, ReLU MaxSim).
 COLBERT_P = ["model.normalize=clip", "model.scoring=maxsim_relu"]
+# Every compressor the benchmarks compare, as (label, Hydra overrides)
+COMPRESSORS: list[tuple[str, list[str]]] = [
+    ("none", ["compressor=none"]),
+    ("hpool (scipy)", ["compressor=hpool", "compressor.backend=scipy"]),
+    ("hpool (torch)", ["compressor=hpool", "compressor.backend=torch"]),
+    ("agc", ["compressor=agc"]),
+    ("memtok", ["compressor=memtok"]),
+    ("seqresize", ["compressor=seqresize"]),
+    ("crisp", ["compressor=crisp"]),
+    ("lossless norm", ["compressor=lossless_norm", *COLBERT_P]),
+    ("lossless LP (exact)", ["compressor=lossless_lp", *COLBERT_P]),
+    ("lossless LP (SVD)", ["compressor=lossless_lp", "compressor.strategy=lp_svd", *COLBERT_P]),
+]
 
 
 def parser(description: str, script: str) -> argparse.ArgumentParser:

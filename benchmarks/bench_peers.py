@@ -92,8 +92,7 @@ def measure(
     start = time.perf_counter()
     index.build(docs, ids)
     build_s = time.perf_counter() - start
-    seconds = common.best_seconds(ranked, repeats)
-    found = ranked()
+    seconds, found = common.best_seconds(ranked, repeats)
     truth = exact if exact is not None else found
     recall = sum(len(set(a) & set(b)) / k for a, b in zip(truth, found, strict=True)) / len(truth)
     row = {

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -33,6 +33,7 @@ from colcompress.run import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+T = TypeVar("T")
 hf_logging.disable_progress_bar()  # "Loading weights" bars on every model build
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -51,8 +52,7 @@ COMPRESSORS: list[tuple[str, list[str]]] = [
     ("seqresize", ["compressor=seqresize"]),
     ("crisp", ["compressor=crisp"]),
     ("lossless norm", ["compressor=lossless_norm", *COLBERT_P]),
-    ("lossless LP (exact)", ["compressor=lossless_lp", *COLBERT_P]),
-    ("lossless LP (SVD)", ["compressor=lossless_lp", "compressor.strategy=lp_svd", *COLBERT_P]),
+    ("lossless LP", ["compressor=lossless_lp", *COLBERT_P]),  # exact; lp_svd: bench_lossless
 ]
 
 
@@ -212,15 +212,15 @@ def model(
     return built.eval()
 
 
-def best_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time of ``repeats`` calls of ``fn`` (after one warm-up call)."""
-    fn()
+def best_seconds(fn: Callable[[], T], repeats: int, warmup: bool = True) -> tuple[float, T]:
+    """Best wall time of ``repeats`` calls of ``fn`` (after a warm-up call) and the last result."""
+    result = fn() if warmup else None
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        result = fn()
         best = min(best, time.perf_counter() - start)
-    return best
+    return best, result  # type: ignore[return-value]
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -232,5 +232,5 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen)
     b = torch.randn(size, size, generator=gen)
-    seconds = best_seconds(lambda: a @ b, repeats)
+    seconds, _ = best_seconds(lambda: a @ b, repeats)
     return 2 * size**3 / seconds / 1e9

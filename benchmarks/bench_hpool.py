@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +27,6 @@ from torch import Tensor
 from benchmarks import common
 from colcompress.compressors.base import pack
 from colcompress.compressors.hpool import HPool
-from colcompress.evaluation.encode import encode
 from colcompress.models.states import TokenStates
 
 TARGET_SPEEDUP = 5.0
@@ -62,7 +62,7 @@ def pylate_pool(doc: Tensor, num_clusters: int, protected_tokens: int = 1) -> tu
     labels = hierarchy.fcluster(tree, t=num_clusters, criterion="maxclust")
     pooled = []
     for cluster_id in range(1, num_clusters + 1):
-        members = torch.where(torch.tensor(labels == cluster_id))[0]
+        members = torch.where(torch.tensor(labels == cluster_id, device=doc.device))[0]
         if members.numel() > 0:
             pooled.append(to_pool[members].mean(dim=0))
     pooled.extend(protected)
@@ -86,13 +86,34 @@ def hpool_labels(pool: HPool, batch: list[Tensor]) -> list[tuple[int, ...]]:
 
 
 def run_hpool(pool: HPool, batches: list[list[Tensor]]) -> float:
-    """Seconds to pool every batch with ``pool``."""
+    """Seconds to pool every batch with ``pool`` (on the vectors' device)."""
     start = time.perf_counter()
     for batch in batches:
         packed = pack(batch, batch[0].shape[1])
         states = TokenStates(packed.vectors, packed.mask, packed.mask.long())
         pool(packed.vectors, states)
+    if batches[0][0].is_cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def document_vectors(n_docs: int, tiny: bool, seed: int, saved: Path | None) -> list[Tensor]:
+    """Every token vector of ``n_docs`` NFCorpus documents, from ``saved`` when it exists.
+
+    Otherwise encodes them (MiniLM, or the tiny random model) and writes them to
+    ``saved`` when given, so a machine without the training stack can reuse them.
+    """
+    if saved is not None and saved.exists():
+        return torch.load(saved)
+    from colcompress.evaluation.encode import encode
+
+    base = common.TINY_MODEL if tiny else []
+    _, texts, _ = common.nfcorpus(n_docs, 0, seed)
+    docs = encode(common.model([*base, "compressor=none"], seed), texts, False, 32).vectors
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(docs, saved)
+    return docs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,18 +122,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--docs", type=int, default=256)
     p.add_argument("--budgets", type=int, nargs="+", default=[5, 32, 128])
     p.add_argument("--batch-size", type=int, default=32, help="documents per HPool call")
+    p.add_argument(
+        "--vectors", type=Path, default=None, help="saved document vectors (written if missing)"
+    )
+    p.add_argument("--device", default="cpu", help="where vectors live (PyLate: cuda if any)")
     args = p.parse_args(argv)
     n_docs = 8 if args.tiny else args.docs
-    base = common.TINY_MODEL if args.tiny else []
-    _, texts, _ = common.nfcorpus(n_docs, 0, args.seed)
-    docs = encode(common.model([*base, "compressor=none"], args.seed), texts, False, 32).vectors
-    docs = sorted(docs, key=lambda d: -d.shape[0])  # as encode batches them
+    docs = document_vectors(n_docs, args.tiny, args.seed, args.vectors)[:n_docs]
+    n_docs = len(docs)
+    docs = sorted((d.to(args.device) for d in docs), key=lambda d: -d.shape[0])
     batches = [docs[i : i + args.batch_size] for i in range(0, len(docs), args.batch_size)]
     tokens = sum(d.shape[0] for d in docs) / len(docs)
     env = common.environment(
         f"{n_docs} NFCorpus documents ({tokens:.0f} vectors each on average, "
         f"{'tiny random' if args.tiny else 'MiniLM'} encoder), budgets {args.budgets}, "
-        f"HPool batches of {args.batch_size}, 1 protected token"
+        f"HPool batches of {args.batch_size}, 1 protected token, device {args.device}"
     )
     rows = []
     for budget in args.budgets:

@@ -6,6 +6,10 @@ made by :func:`markdown_table`, and writes its rows with :func:`write_json` to
 ``--out`` (default ``benchmarks/results/<script>.json``, git-ignored: the tables with
 their commands in docs/benchmarks.md are the record, the JSON is one machine's raw
 output).
+
+The training stack (Hydra, transformers, the model) is imported only by
+:func:`config` and :func:`model`, so a script that only times compressors on saved
+vectors (``bench_hpool.py --vectors``) runs where only torch and scipy are installed.
 """
 
 from __future__ import annotations
@@ -18,23 +22,21 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
-from transformers.utils import logging as hf_logging
 
-import colcompress.resolvers  # noqa: F401  (the resolvers conf/ uses)
 from colcompress.atomic import write_text_atomic
 from colcompress.data.beir import load_beir
-from colcompress.models.colbert import ColBERT
-from colcompress.run import build_model
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from colcompress.models.colbert import ColBERT
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 T = TypeVar("T")
-hf_logging.disable_progress_bar()  # "Loading weights" bars on every model build
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA_DIR = Path(os.environ.get("COLCOMPRESS_DATA_DIR", ROOT.parent / "shared" / "data" / "beir"))
@@ -175,6 +177,10 @@ def nfcorpus(
 
 def config(overrides: Sequence[str]) -> DictConfig:
     """The project's Hydra config composed with ``overrides`` (e.g. ``compressor=agc``)."""
+    from hydra import compose, initialize_config_dir
+
+    import colcompress.resolvers  # noqa: F401  (the resolvers conf/ uses)
+
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
 
@@ -199,6 +205,12 @@ def model(
         (:meth:`ColBERT.fit_projection`, ``training.projection_init=svd``); None keeps
         the random projection.
     """
+    from omegaconf import OmegaConf
+    from transformers.utils import logging as hf_logging
+
+    from colcompress.run import build_model
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars on every model build
     cfg = config(overrides)
     torch.manual_seed(seed)
     built = build_model(

@@ -5,8 +5,8 @@ in another) that builds the MiniLM ColBERT with that compressor (untrained
 parameters), encodes the same NFCorpus documents and builds the default index
 (``conf/index/fastplaid.yaml``; the exact flat index for the ColBERT_P rows, whose
 ReLU scoring fast-plaid cannot apply). Each child reports its peak resident set
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``), its resident set once the model is
-built (so ``encode + index`` is the peak above that), the index's bytes and the fp32
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) at the end and once the model is built
+(imports and weights; ``encode + index`` is the growth after that), the index's bytes and the fp32
 bytes of its vectors, per document::
 
     python benchmarks/bench_memory.py --docs 256
@@ -22,12 +22,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import psutil
 from hydra.utils import instantiate
 
 from benchmarks import common
 from colcompress.evaluation.encode import encode
 from colcompress.index import FlatIndex
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(label: str, n_docs: int, tiny: bool, seed: int) -> dict[str, float]:
@@ -36,7 +40,7 @@ def child(label: str, n_docs: int, tiny: bool, seed: int) -> dict[str, float]:
     base = common.TINY_MODEL if tiny else []
     ids, texts, _ = common.nfcorpus(n_docs, 0, seed)
     model = common.model([*base, *overrides], seed)
-    after_model = psutil.Process().memory_info().rss
+    after_model = peak_rss_mb()
     docs = encode(model, texts, False, 32).vectors
     with tempfile.TemporaryDirectory() as tmp:
         if model.relu:
@@ -50,8 +54,8 @@ def child(label: str, n_docs: int, tiny: bool, seed: int) -> dict[str, float]:
     return {
         "compressor": label,
         "index": type(index).__name__,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "model_rss_mb": after_model / 2**20,
+        "peak_rss_mb": peak_rss_mb(),
+        "model_rss_mb": after_model,
         "vectors_per_doc": vectors / n_docs,
         "index_bytes_per_doc": index_bytes / n_docs,
         "fp32_bytes_per_doc": vectors * model.dim * 4 / n_docs,

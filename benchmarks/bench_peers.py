@@ -9,8 +9,9 @@ project's defaults (``conf/index/fastplaid.yaml``), and fast-plaid called the wa
 max_points_per_centroid 256, n_ivf_probe 8, n_full_scores 8192, search batch_size
 2^18, fast-plaid's own centroid count ``2^floor(log2(16 sqrt(vectors)))`` and
 raw-embedding cache below 1,000 documents, searched from the calling thread).
-Reports queries/s, recall of the top-10 against exact search, index bytes and ratios
-to flat::
+Measures each with ``bench_index.measure`` (build once, search all queries in one call,
+best of ``--repeats`` after a warm-up): queries/s, recall of the top-10 against exact
+search, index bytes and ratios to flat and to PyLate::
 
     python benchmarks/bench_peers.py --docs 200
 """
@@ -18,15 +19,15 @@ to flat::
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from fast_plaid import search as fast_plaid_search
 
 from benchmarks import common
+from benchmarks.bench_index import measure
 from colcompress.evaluation.encode import encode
-from colcompress.index import FastPlaidIndex, FlatIndex, Index
+from colcompress.index import FastPlaidIndex, FlatIndex, Index, SearchResult
 from colcompress.index.fastplaid import num_partitions
 
 # pylate.indexes.PLAID / pylate.indexes.FastPlaid constructor defaults
@@ -40,25 +41,27 @@ PYLATE_PLAID = {
 }
 
 
-class PyLatePlaid:
-    """fast-plaid driven as ``pylate.indexes.FastPlaid`` drives it (defaults, main thread)."""
+class PyLatePlaid(Index):
+    """fast-plaid driven as ``pylate.indexes.FastPlaid`` drives it (defaults, calling thread)."""
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
         self.engine = fast_plaid_search.FastPlaid(index=str(index_dir), device="cpu")
         self.ids: list[str] = []
+        self.vectors = 0
 
-    def build(self, docs: list[torch.Tensor], ids: list[str]) -> None:
+    def build(self, doc_vectors: list[torch.Tensor], ids: list[str]) -> None:
         self.engine.create(
-            documents_embeddings=docs,
+            documents_embeddings=doc_vectors,
             kmeans_niters=PYLATE_PLAID["kmeans_niters"],
             max_points_per_centroid=PYLATE_PLAID["max_points_per_centroid"],
             nbits=PYLATE_PLAID["nbits"],
             n_samples_kmeans=None,
         )
         self.ids = list(ids)
+        self.vectors = sum(d.shape[0] for d in doc_vectors)
 
-    def search(self, queries: list[torch.Tensor], k: int) -> list[list[str]]:
+    def search(self, queries: list[torch.Tensor], k: int) -> SearchResult:
         found = self.engine.search(
             queries_embeddings=queries,
             top_k=k,
@@ -67,44 +70,17 @@ class PyLatePlaid:
             n_full_scores=PYLATE_PLAID["n_full_scores"],
             show_progress=False,
         )
-        return [[self.ids[pid] for pid, _ in ranked] for ranked in found]
+        return SearchResult(
+            ids=[[self.ids[pid] for pid, _ in ranked] for ranked in found],
+            scores=[[float(score) for _, score in ranked] for ranked in found],
+        )
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.index_dir.rglob("*") if f.is_file())
 
-
-def measure(
-    name: str,
-    index: Index | PyLatePlaid,
-    docs: list[torch.Tensor],
-    ids: list[str],
-    queries: list[torch.Tensor],
-    k: int,
-    exact: list[list[str]] | None,
-    repeats: int,
-) -> tuple[dict[str, object], list[list[str]]]:
-    """Build, time the search of all queries (best of ``repeats``), recall against ``exact``."""
-
-    def ranked() -> list[list[str]]:
-        out = index.search(queries, k)
-        return out if isinstance(out, list) else out.ids
-
-    start = time.perf_counter()
-    index.build(docs, ids)
-    build_s = time.perf_counter() - start
-    seconds, found = common.best_seconds(ranked, repeats)
-    truth = exact if exact is not None else found
-    recall = sum(len(set(a) & set(b)) / k for a, b in zip(truth, found, strict=True)) / len(truth)
-    row = {
-        "index": name,
-        "build_s": build_s,
-        "queries_per_s": len(queries) / seconds,
-        "recall_at_k_vs_exact": recall,
-        "index_bytes": index.size_bytes(),
-        "bytes_per_doc": index.size_bytes() / len(docs),
-    }
-    print(f"# done: {name}", flush=True)
-    return row, found
+    @property
+    def num_vectors(self) -> int:
+        return self.vectors
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,24 +108,40 @@ def main(argv: list[str] | None = None) -> None:
         f"{num_partitions(vectors, 16)} centroids, n_full_scores {PYLATE_PLAID['n_full_scores']}"
     )
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        flat, exact = measure(
+        indexes: list[tuple[str, Index]] = [
+            (
+                f"colcompress FastPlaid nbits={nbits}",
+                FastPlaidIndex(
+                    Path(tmp) / f"ours{nbits}",
+                    nbits=nbits,
+                    kmeans_niters=ours.kmeans_niters,
+                    n_ivf_probe=ours.n_ivf_probe,
+                    n_full_scores=ours.n_full_scores,
+                    partition_factor=ours.partition_factor,
+                ),
+            )
+            for nbits in (2, 4)
+        ]
+        indexes.append(("PyLate PLAID defaults (nbits=4)", PyLatePlaid(Path(tmp) / "pylate")))
+        first, exact = measure(
             "flat (exact, fp32)", FlatIndex(), docs, ids, queries, args.k, None, args.repeats
         )
-        rows = [flat]
-        for nbits in (2, 4):
-            index = FastPlaidIndex(
-                Path(tmp) / f"ours{nbits}",
-                nbits=nbits,
-                kmeans_niters=ours.kmeans_niters,
-                n_ivf_probe=ours.n_ivf_probe,
-                n_full_scores=ours.n_full_scores,
-                partition_factor=ours.partition_factor,
-            )
-            name = f"colcompress FastPlaid nbits={nbits}"
-            rows.append(measure(name, index, docs, ids, queries, args.k, exact, args.repeats)[0])
-        peer = PyLatePlaid(Path(tmp) / "pylate")
-        name = "PyLate PLAID defaults (nbits=4)"
-        rows.append(measure(name, peer, docs, ids, queries, args.k, exact, args.repeats)[0])
+        found = [first]
+        for name, index in indexes:
+            found.append(measure(name, index, docs, ids, queries, args.k, exact, args.repeats)[0])
+            print(f"# done: {name}", flush=True)
+    rows = [
+        {
+            "index": r.name,
+            "build_s": r.build_s,
+            "queries_per_s": 1000 / r.search_ms_per_query,
+            "recall_at_k_vs_exact": r.recall,
+            "index_bytes": r.size_mb * 1e6,
+            "bytes_per_doc": r.size_mb * 1e6 / n_docs,
+        }
+        for r in found
+    ]
+    flat = rows[0]
     for row in rows:
         row["qps_x_flat"] = row["queries_per_s"] / flat["queries_per_s"]
         row["size_x_flat"] = row["index_bytes"] / flat["index_bytes"]

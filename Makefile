@@ -48,7 +48,7 @@ reproduce-cpu: install  ## every study at CPU scale + the tables of docs/results
 BENCH_OUT ?= benchmarks/results
 .PHONY: bench
 bench: install  ## side-by-side speed, memory and peer benchmarks (not part of `make test`)
-	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_compress_cost.py --docs 64 --rounds 2 --out $(BENCH_OUT)/compress_cost.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_compress_cost.py --docs 64 --rounds 3 --out $(BENCH_OUT)/compress_cost.json
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_hpool.py --docs 256 --out $(BENCH_OUT)/hpool.json
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_roofline.py --docs 128 --out $(BENCH_OUT)/roofline.json
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_peers.py --docs 200 --queries 100 --out $(BENCH_OUT)/peers.json

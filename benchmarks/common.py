@@ -235,14 +235,25 @@ def best_seconds(fn: Callable[[], T], repeats: int, warmup: bool = True) -> tupl
     return best, result  # type: ignore[return-value]
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Achieved fp32 GFLOP/s of a ``[size, size] @ [size, size]`` product (best of ``repeats``).
+class Matmul:
+    """A large fp32 matrix product: the machine's practical ceiling for dense fp32 work.
 
-    The machine's practical ceiling for dense fp32 work with torch's threads, measured
-    in the same process as the workload it is compared with.
+    :meth:`seconds_for` runs as many ``[size, size] @ [size, size]`` products as match
+    a workload's FLOPs, so the ceiling can be measured right next to each slice of the
+    workload, for as long, under the same load.
     """
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=gen)
-    b = torch.randn(size, size, generator=gen)
-    seconds, _ = best_seconds(lambda: a @ b, repeats)
-    return 2 * size**3 / seconds / 1e9
+
+    def __init__(self, size: int = 1024) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.a = torch.randn(size, size, generator=gen)
+        self.b = torch.randn(size, size, generator=gen)
+        self.flops = 2.0 * size**3
+        self.a @ self.b  # warm-up
+
+    def seconds_for(self, flops: float) -> tuple[float, float]:
+        """Seconds and FLOPs of ``max(1, round(flops / product))`` products."""
+        count = max(1, round(flops / self.flops))
+        start = time.perf_counter()
+        for _ in range(count):
+            self.a @ self.b
+        return time.perf_counter() - start, count * self.flops

@@ -55,10 +55,9 @@ def test_hpool_backends_agree(tmp_path: Path):
 @pytest.mark.slow
 def test_roofline(tmp_path: Path):
     rows = bench(tmp_path, "bench_roofline", "--repeats", "1", "--matmul-size", "256")["rows"]
-    peak, encoding, executed, useful = rows
-    assert peak["fraction_of_peak"] == 1.0
-    assert encoding["gflop"] > 0 and encoding["gflops"] > 0
-    assert executed["gflop"] >= useful["gflop"] > 0
+    encoding, executed, useful = rows
+    assert all(r["gflops"] > 0 and r["matmul_gflops"] > 0 for r in rows)
+    assert encoding["gflop"] > 0 and executed["gflop"] >= useful["gflop"] > 0
 
 
 @pytest.mark.slow

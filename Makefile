@@ -42,3 +42,16 @@ clean:
 
 reproduce-cpu: install  ## every study at CPU scale + the tables of docs/results.md (~8 h)
 	bash experiments/cpu_scale.sh $(OUT)
+
+# Benchmarks (docs/benchmarks.md): every script at a CPU-friendly size, ~25 min on
+# 2 cores; JSON under benchmarks/results/ (git-ignored).
+BENCH_OUT ?= benchmarks/results
+.PHONY: bench
+bench: install  ## side-by-side speed, memory and peer benchmarks (not part of `make test`)
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_compress_cost.py --docs 64 --rounds 3 --out $(BENCH_OUT)/compress_cost.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_hpool.py --docs 256 --out $(BENCH_OUT)/hpool.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_roofline.py --docs 128 --out $(BENCH_OUT)/roofline.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_peers.py --docs 200 --queries 100 --out $(BENCH_OUT)/peers.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_train_step.py --out $(BENCH_OUT)/train_step.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_lossless.py --docs 64 --out $(BENCH_OUT)/lossless.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_memory.py --docs 128 --out $(BENCH_OUT)/memory.json

@@ -6,6 +6,9 @@ the real tokens; no Python loop runs per document.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -125,6 +128,25 @@ def cluster_means(
     return means, mask
 
 
+@contextmanager
+def single_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run torch's CPU ops on one thread inside the block (nothing changes on CUDA).
+
+    For loops of many tiny ops: each op's parallel region costs more than it saves,
+    and far more when another process holds a core (the op waits for a thread that is
+    not scheduled). Restores the previous thread count on exit.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @torch.no_grad()
 def ward_clusters(distances: Tensor, mask: Tensor, num_clusters: Tensor) -> Tensor:
     """Ward agglomerative clustering of every document, batched.
@@ -137,7 +159,9 @@ def ward_clusters(distances: Tensor, mask: Tensor, num_clusters: Tensor) -> Tens
     linkage is reducible, only the rows whose nearest neighbour took part in a
     merge need a new nearest neighbour, so a merge costs ``O(B N)`` plus ``O(N)``
     per such row instead of ``O(B N^2)``. Meant for GPUs (a few dozen small
-    kernels per merge); on CPU scipy per document is faster.
+    kernels per merge); on CPU scipy per document is faster, and the merge loop runs
+    on one thread (:func:`single_cpu_thread`: measured 0.56 s instead of 4.6 s for 32
+    NFCorpus documents on 2 shared cores).
 
     Parameters
     ----------
@@ -155,6 +179,12 @@ def ward_clusters(distances: Tensor, mask: Tensor, num_clusters: Tensor) -> Tens
         Long cluster index per token, numbered ``0, 1, ...`` in the order of each
         cluster's first token; -1 on masked tokens.
     """
+    with single_cpu_thread(distances.device):
+        return _ward_clusters(distances, mask, num_clusters)
+
+
+def _ward_clusters(distances: Tensor, mask: Tensor, num_clusters: Tensor) -> Tensor:
+    """:func:`ward_clusters` on the current thread settings."""
     batch, n, _ = distances.shape
     device = distances.device
     arange = torch.arange(n, device=device)

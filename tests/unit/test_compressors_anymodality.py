@@ -16,7 +16,7 @@ from transformers import BertConfig, BertModel
 
 from colcompress.compressors.agc import AGC, random_scores
 from colcompress.compressors.base import Compressed, Compressor
-from colcompress.compressors.clustering import ward_clusters, ward_distances
+from colcompress.compressors.clustering import single_cpu_thread, ward_clusters, ward_distances
 from colcompress.compressors.hpool import HPool
 from colcompress.compressors.memtok import MemTok
 from colcompress.compressors.seqresize import SeqResize
@@ -575,4 +575,26 @@ def test_configs_instantiate_through_the_main_config(name, cls):
     assert compressor.needs_attention == (name == "agc")
     assert compressor.budget_fixed_at_train == (name in ("seqresize", "memtok"))
     if name == "seqresize":
+<<<<<<< HEAD
         assert compressor.input_length == cfg.model.doc_length == 300  # the indexing length
+=======
+        assert compressor.input_length == cfg.training.doc_length  # what training sees
+
+
+def test_ward_clusters_runs_on_one_cpu_thread_and_restores_the_count():
+    vectors, states, _ = make_batch([60, 23, 9, 45, 1], seed=3)
+    clusters = torch.tensor([7, 5, 20, 1, 3])
+    threads = torch.get_num_threads()
+    seen = []
+    with single_cpu_thread(torch.device("cpu")):
+        seen.append(torch.get_num_threads())
+        inside = ward_clusters(ward_distances(vectors), states.mask, clusters)
+    assert seen == [1] and torch.get_num_threads() == threads
+    torch.set_num_threads(2)
+    try:
+        outside = ward_clusters(ward_distances(vectors), states.mask, clusters)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(inside, outside)
+>>>>>>> issue24

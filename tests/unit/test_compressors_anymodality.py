@@ -575,10 +575,7 @@ def test_configs_instantiate_through_the_main_config(name, cls):
     assert compressor.needs_attention == (name == "agc")
     assert compressor.budget_fixed_at_train == (name in ("seqresize", "memtok"))
     if name == "seqresize":
-<<<<<<< HEAD
         assert compressor.input_length == cfg.model.doc_length == 300  # the indexing length
-=======
-        assert compressor.input_length == cfg.training.doc_length  # what training sees
 
 
 def test_ward_clusters_runs_on_one_cpu_thread_and_restores_the_count():
@@ -597,4 +594,3 @@ def test_ward_clusters_runs_on_one_cpu_thread_and_restores_the_count():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(inside, outside)
->>>>>>> issue24

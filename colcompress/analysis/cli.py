@@ -88,7 +88,7 @@ def _tables(argv: list[str]) -> int:
     except AnalysisError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    print(report.to_markdown(), end="")
+    print(render.markdown(report), end="")
     first = Path(args.paths[0])
     out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
     written = render.write(report, out, formats, args.name)

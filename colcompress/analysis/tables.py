@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from colcompress.analysis import render
 from colcompress.analysis.records import AnalysisError, FailedRun, RunRecord, find_runs
 from colcompress.analysis.significance import Significance
 
@@ -65,15 +64,6 @@ class Report:
     failed: list[FailedRun]
     notes: list[str]
     digits: int = 3
-
-    def to_markdown(self) -> str:
-        return render.markdown(self)
-
-    def to_csv(self) -> str:
-        return render.csv_text(self)
-
-    def to_latex(self) -> str:
-        return render.latex(self)
 
 
 def check_comparable(runs: list[RunRecord], metrics: list[str]) -> None:

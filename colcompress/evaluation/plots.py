@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -21,8 +21,15 @@ from matplotlib.image import AxesImage
 
 from colcompress.atomic import atomic_path
 
-if TYPE_CHECKING:
-    from colcompress.evaluation.utilization import UtilizationStats
+
+class UtilizationStats(Protocol):
+    """What the figures read of :class:`colcompress.evaluation.utilization.UtilizationStats`."""
+
+    num_positions: int
+    strength: np.ndarray
+    cv: float
+    gini: float
+    similarity: np.ndarray | None
 
 
 def new_figure(width: float, height: float) -> Figure:

@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf, read_write
 
+from colcompress.analysis import render
 from colcompress.analysis.tables import build_report
 from tests.conftest import ROOT
 from tests.integration.helpers import colcompress, results_files
@@ -197,7 +198,7 @@ def test_joblib_sweep_then_report(tiny_sweep: Path):
         assert cell.p_value  # tested against the qrels of the sliced split
     # run.trec + the re-sliced qrels reproduce every run's own metrics
     assert not [n for n in report.notes if "different data" in n or "no significance" in n]
-    assert "| hpool@4 |" in report.to_markdown()
+    assert "| hpool@4 |" in render.markdown(report)
 
 
 def test_local_multirun_with_multi_device_ddp_is_refused(monkeypatch: pytest.MonkeyPatch):

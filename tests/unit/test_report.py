@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from scipy import stats
 
+from colcompress.analysis import render
 from colcompress.analysis.cli import main
 from colcompress.analysis.records import AnalysisError, RunRecord
 from colcompress.analysis.tables import build_report
@@ -135,7 +136,9 @@ def sweep(tmp_path: Path, data_dir: Path) -> Path:
 
 
 def _csv_rows(report) -> dict[tuple[str, str], dict[str, str]]:
-    return {(r["row"], r["metric"]): r for r in csv.DictReader(io.StringIO(report.to_csv()))}
+    return {
+        (r["row"], r["metric"]): r for r in csv.DictReader(io.StringIO(render.csv_text(report)))
+    }
 
 
 def test_percentages_and_t_test_marks(sweep: Path):
@@ -163,7 +166,7 @@ def test_percentages_and_t_test_marks(sweep: Path):
     # recall@10: the weak run retrieves everything the baseline does -> identical, no mark
     assert rows["hpool@32", "recall@10"]["p_value"] == ""
     assert rows["agc@32", "recall@10"]["significant"] == "true"
-    ndcg_table = report.to_markdown().split("## ndcg@10")[1].split("## recall@10")[0]
+    ndcg_table = render.markdown(report).split("## ndcg@10")[1].split("## recall@10")[0]
     line = {ln.split("|")[1].strip(): ln for ln in ndcg_table.splitlines() if ln.startswith("| ")}
     assert f"{strong:.3f} ({100 * strong / base:.1f}%)†" in line["agc@32"]
     assert f"{weak:.3f} ({100 * weak / base:.1f}%) " in line["hpool@32"]
@@ -177,7 +180,7 @@ def test_fisher_randomization_marks(sweep: Path):
     assert strong.significant["ndcg@10"] and strong.p_value["ndcg@10"] < 0.01
     # one differing query: swapping it keeps |difference|, so every permutation ties
     assert not weak.significant["ndcg@10"] and weak.p_value["ndcg@10"] == pytest.approx(1.0)
-    assert "Fisher" in report.to_markdown() and "Fisher" in report.to_latex()
+    assert "Fisher" in render.markdown(report) and "Fisher" in render.latex(report)
 
 
 def test_mismatched_splits_are_refused(tmp_path: Path, data_dir: Path):
@@ -210,7 +213,7 @@ def test_failed_runs_are_listed_apart(sweep: Path, data_dir: Path):
     reasons = {f.run_dir.name: f.reason for f in report.failed}
     assert reasons["3"].startswith("RuntimeError: CUDA out of memory")
     assert reasons["4"].startswith("no results.json")
-    assert "## failed runs" in report.to_markdown()
+    assert "## failed runs" in render.markdown(report)
 
 
 def test_rows_are_the_recorded_labels(tmp_path: Path, data_dir: Path):

@@ -67,36 +67,43 @@ def make_loggers(cfg: DictConfig) -> tuple[list[Logger], bool]:
 
 
 def log_results(loggers: list[Logger], results: dict[str, Any], output_dir: str) -> None:
-    """Baselines, utilization summary, per-position table and figures to the loggers."""
-    for logger in loggers:
-        flat = {
-            f"baseline/{name}/{metric}": value
-            for name, r in results.get("baselines", {}).items()
-            for metric, value in r["metrics"].items()
-        }
-        if "utilization" in results:
-            stats = UtilizationStats.from_dict(results["utilization"])
-            flat.update(stats.summary())
-        if flat:
-            logger.log_metrics(flat)
-        if not isinstance(logger, WandbLogger) or "utilization" not in results:
-            continue
-        logger.log_table(
-            key="utilization/per_position",
-            columns=["position", "strength", "wins"],
-            data=[[i, s, w] for i, (s, w) in enumerate(zip(stats.strength, stats.wins))],
-        )
-        for name in ("utilization_strength", "utilization_similarity"):
-            path = os.path.join(output_dir, f"{name}.png")
-            if os.path.exists(path):
-                logger.log_image(key=f"utilization/{name.split('_')[1]}", images=[path])
+    """Baselines, utilization summary, per-position table and figures to the loggers
+    (per collection, under ``<name>/``, for a multi-collection run)."""
+    keyed = "collections" in results
+    parts = results["collections"] if keyed else {"": results}
+    for name, out in parts.items():
+        prefix = f"{name}/" if keyed else ""
+        folder = os.path.join(output_dir, name) if keyed else output_dir
+        for logger in loggers:
+            flat = {
+                f"baseline/{prefix}{b}/{metric}": value
+                for b, r in out.get("baselines", {}).items()
+                for metric, value in r["metrics"].items()
+            }
+            if "utilization" in out:
+                stats = UtilizationStats.from_dict(out["utilization"])
+                flat.update({f"{prefix}{k}": v for k, v in stats.summary().items()})
+            if flat:
+                logger.log_metrics(flat)
+            if not isinstance(logger, WandbLogger) or "utilization" not in out:
+                continue
+            logger.log_table(
+                key=f"{prefix}utilization/per_position",
+                columns=["position", "strength", "wins"],
+                data=[[i, s, w] for i, (s, w) in enumerate(zip(stats.strength, stats.wins))],
+            )
+            for fig in ("utilization_strength", "utilization_similarity"):
+                path = os.path.join(folder, f"{fig}.png")
+                if os.path.exists(path):
+                    logger.log_image(key=f"{prefix}utilization/{fig.split('_')[1]}", images=[path])
 
 
 def close_loggers(loggers: list[Logger], output_dir: str, log_results_artifact: bool) -> None:
     """Finalize the loggers and finish the job's wandb run.
 
-    With ``log_results_artifact`` the job's ``results.json`` and ranking ``run.trec``
-    (those present in ``output_dir``) are attached to the run as a ``results`` artifact.
+    With ``log_results_artifact`` the job's ``results.json`` and rankings ``run.trec``
+    (those present in ``output_dir``, one per collection of a multi-collection run)
+    are attached to the run as a ``results`` artifact.
     """
     import wandb
 
@@ -105,12 +112,12 @@ def close_loggers(loggers: list[Logger], output_dir: str, log_results_artifact: 
         if not isinstance(logger, WandbLogger):
             continue
         run = logger.experiment
-        files = [Path(output_dir, f) for f in ("results.json", "run.trec")]
+        files = [Path(output_dir, "results.json"), *sorted(Path(output_dir).glob("**/run.trec"))]
         if log_results_artifact and any(f.is_file() for f in files):
             artifact = wandb.Artifact(f"results-{run.id}", type="results")
             for path in files:
                 if path.is_file():
-                    artifact.add_file(str(path))
+                    artifact.add_file(str(path), name=str(path.relative_to(output_dir)))
             run.log_artifact(artifact)
         run.finish()
 

@@ -13,6 +13,7 @@ import random
 import time
 import traceback
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -28,7 +29,7 @@ from colcompress.atomic import remove_stale_temporaries
 from colcompress.checkpoint import load_model_weights, model_config
 from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines, zero_shot_model
-from colcompress.evaluation.evaluator import IndexEvaluator
+from colcompress.evaluation.evaluator import EvalTarget, IndexEvaluator, fit_corpus_statistics
 from colcompress.evaluation.results import write_json
 from colcompress.evaluation.utilization import UtilizationAnalysis
 from colcompress.hub import set_offline
@@ -86,40 +87,19 @@ def _teacher(cfg: DictConfig, model: ColBERT) -> ColBERT | None:
     return load_model_weights(build_model(stored["model"], stored["compressor"]), path)
 
 
-def _init_projection(model: ColBERT, cfg: DictConfig, datamodule: Any) -> None:
+def _init_projection(model: ColBERT, cfg: DictConfig, corpus: dict[str, Any]) -> None:
+    """Initialise the projection from an SVD of documents of ``corpus`` (unlabelled)."""
     mode = cfg.training.projection_init
     if mode not in ("svd", "random"):
         raise ValueError(f"training.projection_init must be 'svd' or 'random', got {mode!r}")
     if mode == "random" or cfg.model.dim is None or model.format != "hf":
         return  # identity projection, or the checkpoint's own
-    corpus = datamodule.train_data.corpus
     rng = random.Random(cfg.seed)
     ids = rng.sample(sorted(corpus), min(cfg.training.projection_init_docs, len(corpus)))
     kept = model.fit_projection([corpus[i].full_text for i in ids])
     log.info(
         "projection initialised from an SVD of %d documents (%.1f%% energy)", len(ids), 100 * kept
     )
-
-
-def _fit_corpus_statistics(model: ColBERT, datamodule: Any, batch_size: int = 512) -> None:
-    """Give compressors that need corpus statistics (IDF pruning, proportional budgets)
-    the indexed corpus."""
-    compressor = model.compressor
-    if not (compressor.needs_corpus_idf or compressor.needs_corpus_lengths):
-        return
-    texts = [doc.full_text for doc in datamodule.eval_data.corpus.values()]
-    token_ids: list[list[int]] = []
-    for start in range(0, len(texts), batch_size):
-        tok = model.tokenize_documents(texts[start : start + batch_size])
-        token_ids.extend(ids[m].tolist() for ids, m in zip(tok.input_ids, tok.mask))
-    if compressor.needs_corpus_lengths:
-        compressor.fit_lengths([len(ids) for ids in token_ids])
-        log.info(
-            "mean tokens per document: %.1f (%d documents)", compressor.mean_tokens, len(texts)
-        )
-    if compressor.needs_corpus_idf:
-        compressor.fit_idf(token_ids, vocab_size=len(model.tokenizer))
-        log.info("IDF table fitted on %d documents", len(texts))
 
 
 def _check_launch(cfg: DictConfig) -> None:
@@ -157,21 +137,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = cfg.paths.output_dir
     progress = resolve_progress(cfg.progress)
-    datamodule = instantiate(cfg.dataset, progress=progress)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+    separate_eval = cfg.get("eval_datasets") is not None
+    datamodule = instantiate(
+        cfg.dataset, progress=progress, **({"eval_split": None} if separate_eval else {})
+    )
+    if cfg.train or not separate_eval:
+        datamodule.prepare_data()
+        datamodule.setup("fit" if cfg.train else "test")
     model = build_model(cfg.model, cfg.compressor)
+    targets, keyed = _eval_targets(cfg, datamodule, model, output_dir, progress)
     if cfg.test_budget is not None:  # refuse an impossible index budget before training
         model.compressor.check_budget(cfg.test_budget)
+    # unlabelled documents for the projection and corpus statistics: the training corpus,
+    # or (evaluation only) the first evaluated one
+    corpus = (datamodule.train_data or targets[0].data()).corpus
     if cfg.init_from:
         fresh = cfg.training.init_compressor == "fresh"
         load_model_weights(model, cfg.init_from, fresh_compressor=fresh)
     elif not cfg.ckpt_path:
-        _init_projection(model, cfg, datamodule)
-    _fit_corpus_statistics(model, datamodule)
-    datamodule.collate_fn = TrainCollator(
-        model, datamodule.train_data.positives, cfg.training.doc_length
-    )
+        _init_projection(model, cfg, corpus)
+    if cfg.train:
+        fit_corpus_statistics(model, corpus)
+        datamodule.collate_fn = TrainCollator(
+            model, datamodule.train_data.positives, cfg.training.doc_length
+        )
 
     stored = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
@@ -187,7 +176,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "method": HydraConfig.get().runtime.choices.get("compressor", "none"),
         "label": cfg.get("label"),
-        "dataset": cfg.dataset.name,
+        "dataset": datamodule.name,
         "split": cfg.dataset.eval_split,
         "output_dir": output_dir,
     }
@@ -195,11 +184,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.evaluation.baselines:
         baselines = partial(
             evaluate_baselines,
-            datamodule.eval_data,
             backbone=cfg.model.backbone,
             names=list(cfg.evaluation.baselines),
             top_k=cfg.evaluation.top_k,
-            query_length=model.query_length,
             doc_length=model.doc_length,
             batch_size=cfg.evaluation.batch_size,
             metrics=list(cfg.evaluation.metrics),
@@ -207,17 +194,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             progress=progress,
         )
     evaluator = IndexEvaluator(
-        data=lambda: datamodule.eval_data,
-        index_factory=partial(instantiate(cfg.index), relu=model.relu, progress=progress),
+        targets=targets,
         output_dir=output_dir,
         test_budget=cfg.test_budget,
         record=record,
         baselines=baselines,
+        keyed=keyed,
         top_k=cfg.evaluation.top_k,
         batch_size=cfg.evaluation.batch_size,
         metrics=list(cfg.evaluation.metrics),
         precision=str(cfg.trainer.get("precision")),
-        analyses=_analyses(cfg, output_dir),
         progress=progress,
     )
     loggers, log_results_artifact = make_loggers(cfg)
@@ -253,21 +239,117 @@ def _analyses(cfg: DictConfig, output_dir: str) -> list[Any]:
     ]
 
 
+def _index_factory(cfg: DictConfig, model: ColBERT, folder: str | None, progress: bool) -> Any:
+    """Builds a fresh index of ``cfg.index``; with a ``folder`` (one collection of
+    several) its files (if any) go in ``folder/index``."""
+    where = {}
+    if folder is not None and "index_dir" in cfg.index:
+        where["index_dir"] = os.path.join(folder, "index")
+    return partial(instantiate(cfg.index, **where), relu=model.relu, progress=progress)
+
+
+def _eval_targets(
+    cfg: DictConfig, datamodule: Any, model: ColBERT, output_dir: str, progress: bool
+) -> tuple[list[EvalTarget], bool]:
+    """The collections to evaluate on, and whether results are keyed by collection.
+
+    ``eval_datasets`` lists them (BEIR names, folders, or mappings of ``dataset``
+    options such as ``{name: arguana, eval_split: test}``), each read with the
+    ``dataset`` options but for its own name, path and conventions. Without it the
+    training collection is evaluated, each of them when ``dataset.name`` is a list.
+    """
+    entries = cfg.get("eval_datasets")
+    if entries is None and len(datamodule.names) == 1:
+        target = EvalTarget(
+            datamodule.name,
+            lambda: datamodule.eval_data,
+            datamodule.conventions,
+            _index_factory(cfg, model, None, progress),
+            datamodule.dataset_dir,
+            Path(output_dir),
+            _analyses(cfg, output_dir),
+        )
+        return [target], False
+    if entries is None:
+        entries = list(datamodule.names)
+    targets = []
+    for entry in entries:
+        options = _eval_options(entry)
+        module = instantiate(cfg.dataset, train_split=None, progress=progress, **options)
+        module.prepare_data()
+        module.setup("test")
+        folder = os.path.join(output_dir, module.name)
+        targets.append(
+            EvalTarget(
+                module.name,
+                lambda module=module: module.eval_data,
+                module.conventions,
+                _index_factory(cfg, model, folder, progress),
+                module.dataset_dir,
+                Path(folder),
+                _analyses(cfg, folder),
+            )
+        )
+    return targets, True
+
+
+def _eval_options(entry: Any) -> dict[str, Any]:
+    """``dataset`` options of one ``eval_datasets`` entry: a BEIR name, a folder (it
+    holds a ``/``), or a mapping of options; the collection's own conventions unless
+    the mapping sets them."""
+    options: dict[str, Any] = {
+        "name": None,
+        "path": None,
+        "url": None,
+        "md5": None,
+        "query_length": None,
+        "ignore_identical_ids": None,
+    }
+    if isinstance(entry, str):
+        options["path" if "/" in entry else "name"] = entry
+        return options
+    if isinstance(entry, dict) or OmegaConf.is_dict(entry):
+        options.update(OmegaConf.to_container(OmegaConf.create(entry)))
+        if options["name"] is None and options["path"] is None:
+            raise ValueError(f"eval_datasets entry {dict(entry)}: give a name or a path")
+        return options
+    raise ValueError(f"eval_datasets entries are names, folders or mappings, got {entry!r}")
+
+
 def _print_summary(results: dict[str, Any]) -> None:
     if not results:
         return
-    rows = [("colcompress (" + results.get("method", "?") + ")", results["metrics"])]
-    rows += [(name, r["metrics"]) for name, r in results.get("baselines", {}).items()]
-    metrics = list(results["metrics"])
-    lines = ["| model | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-    for name, values in rows:
-        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in metrics) + " |")
-    idx = results["index"]
-    lines.append(
-        f"\nindex: {idx['num_docs']} docs, {idx['vectors_per_doc']:.1f} vectors/doc, "
-        f"{idx['index_bytes'] / 2**20:.1f} MiB; results: {results['output_dir']}/results.json"
-    )
-    print("\n".join(lines))
+    method = "colcompress (" + results.get("method", "?") + ")"
+    collections = results.get("collections") or {results.get("dataset", "?"): results}
+    blocks = []
+    for name, out in collections.items():
+        rows = [(method, out["metrics"])]
+        rows += [(b, r["metrics"]) for b, r in out.get("baselines", {}).items()]
+        metrics = list(out["metrics"])
+        lines = [
+            f"{name} ({out.get('split')}, query length {out.get('query_length')})",
+            "| model | " + " | ".join(metrics) + " |",
+            "|---" * (len(metrics) + 1) + "|",
+        ]
+        lines += [f"| {r} | " + " | ".join(f"{v[m]:.4f}" for m in metrics) + " |" for r, v in rows]
+        idx = out["index"]
+        lines.append(
+            f"index: {idx['num_docs']} docs, {idx['vectors_per_doc']:.1f} vectors/doc, "
+            f"{idx['index_bytes'] / 2**20:.1f} MiB"
+        )
+        blocks.append("\n".join(lines))
+    if "average" in results:
+        avg = results["average"]["metrics"]
+        blocks.append("average: " + ", ".join(f"{m} {v:.4f}" for m, v in avg.items()))
+    blocks.append(f"results: {results['output_dir']}/results.json")
+    print("\n\n".join(blocks))
+
+
+def _dataset_label(dataset: DictConfig) -> str | None:
+    name = dataset.get("name")
+    if OmegaConf.is_list(name):
+        return "+".join(str(n) for n in name)
+    return name if name or not dataset.get("path") else Path(dataset.path).name
 
 
 def _record_failure(cfg: DictConfig, error: BaseException) -> None:
@@ -278,7 +360,7 @@ def _record_failure(cfg: DictConfig, error: BaseException) -> None:
             "error": f"{type(error).__name__}: {error}",
             "traceback": traceback.format_exc(),
             "method": HydraConfig.get().runtime.choices.get("compressor", "none"),
-            "dataset": cfg.dataset.get("name"),
+            "dataset": _dataset_label(cfg.dataset),
             "split": cfg.dataset.get("eval_split"),
             "config": OmegaConf.to_container(cfg, resolve=False),
             "output_dir": output_dir,

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from colcompress.checkpoint import read_checkpoint
 from colcompress.compressors.base import NoCompression
+from colcompress.data.collections import SourceMismatchError, collection_names, resolve_source
 from colcompress.evaluation.baselines import BASELINES
 from colcompress.evaluation.metrics import invalid_metrics
 from colcompress.index.fastplaid import SUPPORTED_NBITS
@@ -124,17 +125,33 @@ def _files(cfg: DictConfig) -> Iterator[str]:
         if value and not Path(value).is_file():
             yield f"{option}={value}: no such file"
     dataset = cfg.dataset
-    root = Path(dataset.data_dir) / dataset.name
-    if not root.exists():
-        return  # downloaded by the data module
-    if not (root / "corpus.jsonl").is_file():
-        yield f"dataset.name={dataset.name}: {root} exists but holds no corpus.jsonl"
+    try:
+        names = collection_names(dataset.get("name"), dataset.get("path"))
+    except ValueError as err:
+        yield str(err)
         return
-    present = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
-    for option in ("train_split", "eval_split"):
-        split = dataset.get(option)
-        if split is not None and split not in present:
-            yield f"dataset.{option}={split}: no {root}/qrels/{split}.tsv; present: {present}"
+    for name in names:
+        root = Path(dataset.path) if dataset.get("path") else Path(dataset.data_dir) / name
+        if not dataset.get("path"):
+            try:
+                resolve_source(name, dataset.get("url"), dataset.get("md5"))
+            except SourceMismatchError as err:
+                yield str(err)
+                continue
+        if not root.exists():
+            if dataset.get("path"):
+                yield f"dataset.path={dataset.path}: no such folder"
+            continue  # downloaded by the data module
+        if not (root / "corpus.jsonl").is_file():
+            yield f"dataset.name={name}: {root} exists but holds no corpus.jsonl"
+            continue
+        present = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+        wanted = [("train_split", cfg.get("train", True))]
+        wanted.append(("eval_split", cfg.get("evaluate", True) and not cfg.get("eval_datasets")))
+        for option, used in wanted:
+            split = dataset.get(option)
+            if used and split is not None and split not in present:
+                yield f"dataset.{option}={split}: no {root}/qrels/{split}.tsv; present: {present}"
 
 
 INIT_COMPRESSOR = ("checkpoint", "fresh")

@@ -38,6 +38,12 @@ def _table_parser() -> argparse.ArgumentParser:
     add("--permutations", type=int, default=1000, help="Fisher test permutations")
     add("--seed", type=int, default=42, help="Fisher test seed")
     add("--budget-columns", action="store_true", help="columns are dataset x budget")
+    add(
+        "--average",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="an average column over the datasets (default: when a run evaluated several)",
+    )
     add("--order", default="", help="methods in row order, comma-separated (default: as found)")
     add("--data-dir", help="BEIR folder for the qrels (default: as recorded)")
     add("--digits", type=int, default=3, help="decimals of metric values")
@@ -84,6 +90,7 @@ def _tables(argv: list[str]) -> int:
             data_dir=args.data_dir,
             digits=args.digits,
             order=_split([args.order]),
+            average=args.average,
         )
     except AnalysisError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

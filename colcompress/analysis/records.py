@@ -29,11 +29,17 @@ class RunRecord:
     path : Path
         The ``results.json`` file, as it was found (relative paths stay relative).
     results : dict
-        Its content.
+        Its content; for one collection of a multi-collection run, the run's entries
+        with that collection's (``metrics``, ``index``, ``baselines``, ...) in place
+        of ``collections`` and ``average``.
+    collection : str or None
+        The collection this record is, in a multi-collection run (None: a run on one
+        collection).
     """
 
     path: Path
     results: dict[str, Any]
+    collection: str | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunRecord:
@@ -58,6 +64,18 @@ class RunRecord:
         """Read ``run_dir/results.json`` (see :meth:`from_file`)."""
         return cls.from_file(Path(run_dir) / "results.json")
 
+    def per_collection(self) -> list[RunRecord]:
+        """One record per evaluated collection: itself for a run on one collection."""
+        keyed = self.results.get("collections")
+        if not isinstance(keyed, dict):
+            return [self]
+        shared = {k: v for k, v in self.results.items() if k not in ("collections", "average")}
+        return [
+            RunRecord(self.path, {**shared, **out}, name)
+            for name, out in keyed.items()
+            if isinstance(out, dict)
+        ]
+
     @property
     def run_dir(self) -> Path:
         return self.path.parent
@@ -74,6 +92,16 @@ class RunRecord:
     @property
     def dataset(self) -> str:
         return str(self.results.get("dataset") or self.config.get("dataset", {}).get("name", "?"))
+
+    @property
+    def dataset_dir(self) -> Path | None:
+        """The evaluated collection's folder, as recorded (None: unknown)."""
+        if self.results.get("dataset_dir"):
+            return Path(self.results["dataset_dir"])
+        data_dir = self.config.get("dataset", {}).get("data_dir") or self.config.get(
+            "paths", {}
+        ).get("data_dir")
+        return Path(data_dir) / self.dataset if data_dir else None
 
     @property
     def split(self) -> str | None:
@@ -112,6 +140,8 @@ class RunRecord:
         """Why the run left no usable result (None: it finished)."""
         if self.results.get("status", "ok") == "failed":
             return str(self.results.get("error", "failed"))
+        if isinstance(self.results.get("collections"), dict):
+            return None if self.results["collections"] else "no collection evaluated"
         if not isinstance(self.results.get("metrics"), dict):
             return "no metrics recorded"
         return None
@@ -137,7 +167,8 @@ class RunRecord:
     @property
     def ranking(self) -> Path | None:
         """The TREC run file (``run.trec`` or ``run.trec.gz``), None when neither exists."""
-        found = [self.run_dir / n for n in RANKING_FILES if (self.run_dir / n).is_file()]
+        folder = self.run_dir / self.collection if self.collection else self.run_dir
+        found = [folder / n for n in RANKING_FILES if (folder / n).is_file()]
         return found[0] if found else None
 
     def eval_slice(self) -> tuple[Any, ...]:
@@ -202,7 +233,7 @@ def find_runs(paths: list[str | Path]) -> tuple[list[RunRecord], list[FailedRun]
             failed.append(FailedRun(file.parent, "?", "?", str(err)))
             continue
         if run.failure is None:
-            runs.append(run)
+            runs.extend(run.per_collection())
         else:
             failed.append(FailedRun(run.run_dir, run.method, run.dataset, run.failure))
     with_results = {p.parent for p in files}

@@ -81,24 +81,18 @@ class Significance:
 
     def qrels(self, run: RunRecord) -> dict[str, dict[str, int]] | None:
         """The judged qrels of the run's evaluation set (its split, sliced as configured)."""
-        data_dir = (
-            self.data_dir
-            or run.config.get("dataset", {}).get("data_dir")
-            or run.config.get("paths", {}).get("data_dir")
-        )
-        key = (str(data_dir), run.dataset, run.eval_slice())
+        folder = Path(self.data_dir) / run.dataset if self.data_dir else run.dataset_dir
+        key = (str(folder), run.dataset, run.eval_slice())
         if key not in self._qrels:
-            self._qrels[key] = self._load_qrels(run, data_dir)
+            self._qrels[key] = self._load_qrels(run, folder)
         return self._qrels[key]
 
-    def _load_qrels(
-        self, run: RunRecord, data_dir: str | Path | None
-    ) -> dict[str, dict[str, int]] | None:
-        if data_dir is None or run.split is None:
+    def _load_qrels(self, run: RunRecord, folder: Path | None) -> dict[str, dict[str, int]] | None:
+        if folder is None or run.split is None:
             self._note(f"{run.dataset}: no data dir or split recorded, no significance test")
             return None
         try:
-            data = load_beir(Path(data_dir) / run.dataset, run.split)
+            data = load_beir(folder, run.split)
         except (OSError, ValueError) as err:
             self._note(
                 f"{run.dataset}: qrels not loadable ({err}); no significance test "

@@ -156,6 +156,22 @@ def _fill_transfer_rows(chosen: dict[tuple[str, str], RunRecord]) -> None:
         del chosen[key]
 
 
+AVERAGE = "average"
+
+
+def _add_average(
+    cells: dict[tuple[str, str], Cell], columns: list[str], metrics: list[str]
+) -> None:
+    """An ``average`` cell for every row with a value in each of ``columns``."""
+    rows = dict.fromkeys(row for row, _ in cells)
+    for row in rows:
+        members = [cells.get((row, column)) for column in columns]
+        if any(c is None or not all(m in c.metrics for m in metrics) for c in members):
+            continue
+        mean = {m: sum(c.metrics[m] for c in members) / len(members) for m in metrics}
+        cells[row, AVERAGE] = Cell(row, AVERAGE, AVERAGE, mean)
+
+
 def build_report(
     paths: list[str | Path],
     metrics: list[str] | None = None,
@@ -168,6 +184,7 @@ def build_report(
     data_dir: str | Path | None = None,
     digits: int = 3,
     order: list[str] | None = None,
+    average: bool | None = None,
 ) -> Report:
     """Collect the runs below ``paths`` into tables.
 
@@ -194,6 +211,10 @@ def build_report(
         Methods in display order; the baseline row comes first, the methods not listed
         follow in the order their runs were found. Within a method rows go by training
         budget, budget, then the order found.
+    average : bool or None
+        Add an ``average`` column: each row's unweighted mean over the dataset columns,
+        for rows with a value in every one (the paper's Table 2). None: when a run
+        evaluated several collections. Not with ``budget_columns``.
 
     Returns
     -------
@@ -285,6 +306,12 @@ def build_report(
             row_runs.setdefault(row, None)
             for column in columns_of(dataset, None):
                 cells[row, column] = Cell(row, column, dataset, values)
+
+    if average is None:
+        average = any(r.collection is not None for r in runs)
+    if average and not budget_columns and len(columns) > 1:
+        _add_average(cells, columns, metrics)
+        columns.append(AVERAGE)
 
     # percentages and significance against the baseline row of each column
     tested: dict[tuple[int, int], dict[str, float] | None] = {}

@@ -25,7 +25,9 @@ __all__ = [
     "available_splits",
     "read_lines",
     "load_beir",
+    "check_layout",
     "load_beir_splits",
+    "merge_collections",
     "slice_beir",
 ]
 
@@ -271,12 +273,33 @@ def _read_qrels(
     return qrels
 
 
+LAYOUT = (
+    'a BEIR-layout folder: corpus.jsonl (one {"_id", "title", "text"} object a line), '
+    'queries.jsonl ({"_id", "text"}) and qrels/<split>.tsv '
+    "(query-id<TAB>corpus-id<TAB>score)"
+)
+
+
 def _check_dir(path: Path) -> None:
     if not path.is_dir():
-        raise DataFormatError(
-            f"{path}: not a directory; expected a BEIR dataset directory "
-            "(corpus.jsonl, queries.jsonl, qrels/<split>.tsv)"
-        )
+        raise DataFormatError(f"{path}: not a directory; expected {LAYOUT}")
+
+
+def check_layout(path: Path) -> None:
+    """Refuse a folder that is not a BEIR collection, saying what is expected.
+
+    Raises
+    ------
+    DataFormatError
+        ``path`` is missing, not a folder, or lacks ``corpus.jsonl``,
+        ``queries.jsonl`` or any ``qrels/*.tsv``.
+    """
+    _check_dir(path)
+    missing = [f for f in ("corpus.jsonl", "queries.jsonl") if not (path / f).is_file()]
+    if not available_splits(path):
+        missing.append("qrels/<split>.tsv")
+    if missing:
+        raise DataFormatError(f"{path}: no {', '.join(missing)}; expected {LAYOUT}")
 
 
 def _qrels_path(path: Path, split: str) -> Path:
@@ -411,4 +434,40 @@ def slice_beir(
         qrels=qrels,
         name=data.name,
         split=data.split,
+    )
+
+
+def merge_collections(
+    parts: list[tuple[str, BeirData, dict[str, list[str]]]],
+) -> tuple[BeirData, dict[str, list[str]]]:
+    """Concatenate several collections' splits into one, ids prefixed ``<name>/``.
+
+    Parameters
+    ----------
+    parts : list of (name, BeirData, candidates)
+        Each collection's split and per-query negative candidates (document ids of
+        its own corpus).
+
+    Returns
+    -------
+    data : BeirData
+        Corpora, queries and qrels of all parts, named ``"+".join(names)``.
+    candidates : dict of str to list of str
+        The candidates, ids prefixed as in ``data``.
+    """
+    corpus: dict[str, Doc] = {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    candidates: dict[str, list[str]] = {}
+    for name, data, cands in parts:
+        corpus.update((f"{name}/{d}", doc) for d, doc in data.corpus.items())
+        queries.update((f"{name}/{q}", text) for q, text in data.queries.items())
+        for q, judged in data.qrels.items():
+            qrels[f"{name}/{q}"] = {f"{name}/{d}": score for d, score in judged.items()}
+        for q, docs in cands.items():
+            candidates[f"{name}/{q}"] = [f"{name}/{d}" for d in docs]
+    splits = {data.split for _, data, _ in parts}
+    name = "+".join(name for name, _, _ in parts)
+    return BeirData(corpus, queries, qrels, name, splits.pop() if len(splits) == 1 else None), (
+        candidates
     )

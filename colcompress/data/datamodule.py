@@ -28,10 +28,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from colcompress.data.beir import (
     BeirData,
     DataFormatError,
+    check_layout,
     load_beir_splits,
+    merge_collections,
     read_lines,
     slice_beir,
 )
+from colcompress.data.collections import collection_names, resolve_source
+from colcompress.data.conventions import Conventions
 from colcompress.data.download import ensure_beir
 from colcompress.data.negatives import mine_negatives
 
@@ -182,6 +186,7 @@ class _Pair:
     positives: tuple[str, ...]  # the positive is drawn from these (one in "pairs" mode)
     candidates: tuple[str, ...]
     excluded: frozenset[str]
+    pool: tuple[str, ...] | None = None  # random negatives' documents (None: the corpus)
 
 
 class TrainDataset(Dataset):
@@ -256,13 +261,14 @@ class TrainDataset(Dataset):
             return [candidates[j] for j in rng.choice(len(candidates), size=n, replace=False)]
         negatives = list(candidates)
         taken = set(negatives) | pair.excluded
-        if len(self._doc_ids) - len(taken) < n - len(negatives):
+        pool = self._doc_ids if pair.pool is None else pair.pool
+        if len(pool) - len(taken) < n - len(negatives):
             raise ValueError(
                 f"query {pair.qid!r}: corpus too small for {n} negatives "
-                f"({len(self._doc_ids)} documents, {len(pair.excluded)} positives)"
+                f"({len(pool)} documents, {len(pair.excluded)} positives)"
             )
         while len(negatives) < n:  # random corpus documents fill up
-            docid = self._doc_ids[int(rng.integers(len(self._doc_ids)))]
+            docid = pool[int(rng.integers(len(pool)))]
             if docid not in taken:
                 taken.add(docid)
                 negatives.append(docid)
@@ -410,18 +416,34 @@ class ResumableDataLoader(DataLoader):
 
 
 class RetrievalDataModule(lightning.LightningDataModule):
-    """BEIR data for training and evaluating a multi-vector retriever.
+    """BEIR-layout data for training and evaluating a multi-vector retriever.
 
     Parameters
     ----------
-    name : str
-        Dataset name; the data lives in ``data_dir/name``.
+    name : str, list of str or None
+        Collection name; the data lives in ``data_dir/name``. A name of
+        :data:`~colcompress.data.collections.BEIR_COLLECTIONS` downloads its official
+        archive. A list trains on the collections' training queries together (ids
+        become ``<name>/<id>``; each query's negatives come from its own corpus);
+        evaluating such a module is up to the caller, one collection at a time.
+        None (with ``path``): the folder's name.
     data_dir : str
         Folder of datasets.
+    path : str or None
+        A local collection folder in BEIR layout, read in place (no download).
     url, md5 : str or None
-        Archive URL (default: official BEIR) and its md5, for :func:`ensure_beir`.
+        Archive URL and md5 for a collection outside the BEIR table (a BEIR name
+        takes its own; another collection's URL or md5 is refused, see
+        :func:`~colcompress.data.collections.resolve_source`).
     train_split, eval_split : str or None
         Qrels splits; ``train_split=None`` (or ``eval_split=None``) skips that side.
+    query_length : int, "auto" or None
+        The collection's query length (see
+        :func:`~colcompress.data.conventions.auto_query_length`); None: the BEIR
+        table's default for the name, else the model's.
+    ignore_identical_ids : bool or None
+        Drop a retrieved document whose id is the query's (BEIR's convention on
+        ArguAna and Quora); None: the BEIR table's setting for the name, else off.
     num_negatives : int
         Hard negatives per example (0: in-batch negatives only).
     examples : {"pairs", "queries"}
@@ -433,12 +455,12 @@ class RetrievalDataModule(lightning.LightningDataModule):
     batch_size : int
         Examples per training batch.
     max_train_queries : int or None
-        Seeded sample of training queries (``None``: all).
+        Seeded sample of training queries per collection (``None``: all).
     max_eval_queries, max_eval_docs : int or None
         Limits passed to :func:`slice_beir` for the eval split.
     teacher_scores : str or None
         TSV/JSONL teacher score file (see :func:`read_teacher_scores`); negatives
-        then come from the documents it scores for each query.
+        then come from the documents it scores for each query (one collection only).
     cache_dir : str
         Cache folder for mined negatives.
     seed : int
@@ -456,19 +478,22 @@ class RetrievalDataModule(lightning.LightningDataModule):
         Turns a list of :class:`TrainExample` into a batch; set it before
         :meth:`train_dataloader` (default: :func:`identity_collate`).
     train_data, eval_data : BeirData or None
-        Available after :meth:`setup`.
+        Available after :meth:`setup` (``eval_data`` for a single collection).
     train_dataset : TrainDataset or None
         Available after :meth:`setup` for fitting.
     """
 
     def __init__(
         self,
-        name: str,
-        data_dir: str,
+        name: str | list[str] | None = None,
+        data_dir: str = "data",
+        path: str | None = None,
         url: str | None = None,
         md5: str | None = None,
         train_split: str | None = "train",
         eval_split: str | None = "test",
+        query_length: int | str | None = None,
+        ignore_identical_ids: bool | None = None,
         num_negatives: int = 1,
         examples: str = "pairs",
         negatives_top_k: int = 100,
@@ -490,12 +515,20 @@ class RetrievalDataModule(lightning.LightningDataModule):
             raise ValueError(f"dataset.examples must be 'pairs' or 'queries', got {examples!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.name = name
+        self.names = collection_names(name, path)
+        if len(self.names) > 1 and (url or md5 or teacher_scores):
+            raise ValueError(
+                f"dataset.name={self.names}: dataset.url, dataset.md5 and "
+                "dataset.teacher_scores apply to one collection"
+            )
+        self.path = path
         self.data_dir = data_dir
         self.url = url
         self.md5 = md5
         self.train_split = train_split
         self.eval_split = eval_split
+        self.query_length = query_length
+        self.ignore_identical_ids = ignore_identical_ids
         self.num_negatives = num_negatives
         self.examples = examples
         self.negatives_top_k = negatives_top_k
@@ -516,13 +549,42 @@ class RetrievalDataModule(lightning.LightningDataModule):
         self._train_loader: ResumableDataLoader | None = None
 
     @property
+    def name(self) -> str:
+        """The collection's name; several are joined by ``+``."""
+        return "+".join(self.names)
+
+    @property
     def dataset_dir(self) -> Path:
-        """Directory of the dataset, ``data_dir/name``."""
-        return Path(self.data_dir) / self.name
+        """Directory of the (single) collection: ``path``, else ``data_dir/name``."""
+        if len(self.names) > 1:
+            raise ValueError(f"dataset.name={self.names}: several collections, no one directory")
+        return self._dir(self.names[0])
+
+    def _dir(self, name: str) -> Path:
+        return Path(self.path) if self.path else Path(self.data_dir) / name
+
+    @property
+    def conventions(self) -> Conventions:
+        """The (single) collection's evaluation conventions, table defaults applied."""
+        return Conventions.of(self.names[0], self.query_length, self.ignore_identical_ids)
 
     def prepare_data(self) -> None:
-        """Download (and verify) the dataset unless ``data_dir/name`` already holds it."""
-        ensure_beir(self.name, self.data_dir, url=self.url, md5=self.md5, progress=self.progress)
+        """Download (and verify) each collection unless its folder already holds it.
+
+        Raises
+        ------
+        DataFormatError
+            ``path`` is not a folder holding ``corpus.jsonl`` (the message gives the
+            expected layout).
+        SourceMismatchError
+            ``url`` or ``md5`` belong to another collection than ``name``.
+        """
+        if self.path:
+            check_layout(Path(self.path))
+            return
+        for name in self.names:
+            url, md5 = resolve_source(name, self.url, self.md5)
+            ensure_beir(name, self.data_dir, url=url, md5=md5, progress=self.progress)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits; for ``stage`` ``"fit"`` or ``None`` also build training examples.
@@ -532,17 +594,28 @@ class RetrievalDataModule(lightning.LightningDataModule):
         stage : str or None
             Lightning stage (``"fit"``, ``"validate"``, ``"test"``, ``"predict"``).
         """
-        if not (self.dataset_dir / "corpus.jsonl").is_file():
-            raise FileNotFoundError(
-                f"{self.dataset_dir}/corpus.jsonl not found; call prepare_data() first "
-                "(or point data_dir at a folder holding the dataset)"
-            )
+        for name in self.names:
+            if not (self._dir(name) / "corpus.jsonl").is_file():
+                raise FileNotFoundError(
+                    f"{self._dir(name)}/corpus.jsonl not found; call prepare_data() first "
+                    "(or point data_dir at a folder holding the dataset)"
+                )
         want_train = (
             stage in (None, "fit") and self.train_split is not None and self.train_data is None
         )
-        want_eval = self.eval_split is not None and self.eval_data is None
-        if not (want_train or want_eval):
-            return
+        want_eval = self.eval_split is not None and self.eval_data is None and len(self.names) == 1
+        if want_eval or (want_train and len(self.names) == 1):
+            self._setup_single(want_train, want_eval)
+        elif want_train:
+            parts = []
+            for name in self.names:
+                data = load_beir_splits(self._dir(name), [self.train_split], self.allow_unknown_ids)
+                data = slice_beir(data[self.train_split], self.max_train_queries, None, self.seed)
+                parts.append((name, data, self._candidates(data)[0]))
+            self.train_data, candidates = merge_collections(parts)
+            self.train_dataset = self._build_train_dataset(self.train_data, candidates, None)
+
+    def _setup_single(self, want_train: bool, want_eval: bool) -> None:
         splits = [s for s, w in ((self.train_split, want_train), (self.eval_split, want_eval)) if w]
         loaded = load_beir_splits(
             self.dataset_dir, list(dict.fromkeys(splits)), self.allow_unknown_ids
@@ -555,24 +628,43 @@ class RetrievalDataModule(lightning.LightningDataModule):
             self.train_data = slice_beir(
                 loaded[self.train_split], self.max_train_queries, None, self.seed
             )
-            self.train_dataset = self._build_train_dataset(self.train_data)
+            self.train_dataset = self._build_train_dataset(
+                self.train_data, *self._candidates(self.train_data)
+            )
 
-    def _build_train_dataset(self, data: BeirData) -> TrainDataset:
-        teacher = None
+    def _candidates(
+        self, data: BeirData
+    ) -> tuple[dict[str, list[str]], dict[str, dict[str, float]] | None]:
+        """Negative candidates of every query (teacher-scored, BM25-mined or none), and
+        the teacher scores when there is a teacher file."""
         if self.teacher_scores is not None:
             teacher = read_teacher_scores(self.teacher_scores, data.corpus)
             candidates = {
                 qid: [d for d in teacher.get(qid, {}) if d not in data.positives(qid)]
                 for qid in data.queries
             }
-        elif self.num_negatives > 0:
-            candidates = mine_negatives(
+            return candidates, teacher
+        if self.num_negatives > 0:
+            mined = mine_negatives(
                 data, self.negatives_top_k, self.cache_dir, progress=self.progress
             )
-        else:
-            candidates = {qid: [] for qid in data.queries}
+            return mined, None
+        return {qid: [] for qid in data.queries}, None
+
+    def _build_train_dataset(
+        self,
+        data: BeirData,
+        candidates: dict[str, list[str]],
+        teacher: dict[str, dict[str, float]] | None,
+    ) -> TrainDataset:
+        grouped: dict[str, list[str]] = {}
+        if len(self.names) > 1:  # a query's random negatives come from its own collection
+            for docid in data.corpus:
+                grouped.setdefault(docid.split("/", 1)[0], []).append(docid)
+        pools = {name: tuple(ids) for name, ids in grouped.items()}
         pairs, no_teacher, too_few = [], 0, 0
         for qid in data.queries:
+            pool = pools.get(qid.split("/", 1)[0])
             positives = frozenset(data.positives(qid))
             shared = tuple(candidates[qid])  # one tuple per query, shared by its pairs
             usable = []
@@ -588,9 +680,9 @@ class RetrievalDataModule(lightning.LightningDataModule):
                         continue
                 usable.append(docid)
             if self.examples == "queries" and usable:
-                pairs.append(_Pair(qid, tuple(usable), shared, positives))
+                pairs.append(_Pair(qid, tuple(usable), shared, positives, pool))
             else:
-                pairs.extend(_Pair(qid, (docid,), shared, positives) for docid in usable)
+                pairs.extend(_Pair(qid, (docid,), shared, positives, pool) for docid in usable)
         if no_teacher:
             warnings.warn(
                 f"{self.teacher_scores}: skipped {no_teacher} training pairs whose positive "

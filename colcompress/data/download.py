@@ -20,9 +20,9 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from colcompress.atomic import make_temp_dir, make_temp_file
+from colcompress.data.collections import BEIR_COLLECTIONS
 
 __all__ = [
-    "BEIR_URL",
     "ChecksumError",
     "DownloadError",
     "ArchiveTooLargeError",
@@ -32,7 +32,6 @@ __all__ = [
     "file_md5",
 ]
 
-BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 _CHUNK = 1 << 20
 MAX_EXTRACT_BYTES = 64 * 2**30  # the largest public BEIR archive extracts to well under this
 
@@ -128,13 +127,21 @@ def _check_size(archive: zipfile.ZipFile, source: str, max_bytes: int) -> None:
 
 
 def _dataset_root(extracted: Path, name: str, source: str) -> Path:
-    """Find the directory holding ``corpus.jsonl`` in an extracted archive."""
+    """Find the directory holding ``corpus.jsonl`` in an extracted archive.
+
+    BEIR archives hold one top folder named after the collection; an archive whose
+    top folder is another name is another collection and is refused. An archive
+    with ``corpus.jsonl`` at its top level (no folder) is accepted.
+    """
     for candidate in (extracted / name, extracted):
         if (candidate / "corpus.jsonl").is_file():
             return candidate
-    subdirs = [p for p in extracted.iterdir() if p.is_dir()]
-    if len(subdirs) == 1 and (subdirs[0] / "corpus.jsonl").is_file():
-        return subdirs[0]
+    others = sorted(p.name for p in extracted.iterdir() if (p / "corpus.jsonl").is_file())
+    if others:
+        raise DownloadError(
+            f"{source}: the archive holds collection folder {others[0]!r}, not {name!r}: "
+            f"it is not the {name} collection (check dataset.name and dataset.url)"
+        )
     raise DownloadError(
         f"{source}: no corpus.jsonl in the archive; expected {name}/corpus.jsonl "
         "(BEIR layout) or corpus.jsonl at its top level"
@@ -186,9 +193,11 @@ def ensure_beir(
     data_dir : str or Path
         Folder holding datasets (created if missing).
     url : str or None
-        Archive URL; ``None`` means the official BEIR URL for ``name``.
+        Archive URL; ``None`` means the official URL of the BEIR collection ``name``
+        (:data:`~colcompress.data.collections.BEIR_COLLECTIONS`), with its md5.
     md5 : str or None
-        Expected md5 of the archive; ``None`` skips the check.
+        Expected md5 of the archive; ``None`` skips the check (unless the URL is
+        taken from the table).
     timeout : float
         Socket timeout of the download in seconds.
     max_bytes : int
@@ -210,8 +219,9 @@ def ensure_beir(
     ArchiveTooLargeError
         The archive's members add up to more than ``max_bytes`` bytes.
     DownloadError
-        The download failed, the archive is not a zip or holds no ``corpus.jsonl``,
-        or ``data_dir/name`` exists without ``corpus.jsonl``.
+        The download failed, the archive is not a zip, holds no ``corpus.jsonl`` or
+        holds another collection's folder, ``data_dir/name`` exists without
+        ``corpus.jsonl``, or there is no URL for ``name``.
 
     Notes
     -----
@@ -235,7 +245,15 @@ def ensure_beir(
         _verify(local_zip, md5, str(local_zip))
         _install(local_zip, target, name, str(local_zip), max_bytes)
         return target
-    url = url or BEIR_URL.format(name=name)
+    if url is None:
+        known = BEIR_COLLECTIONS.get(name)
+        if known is None:
+            raise DownloadError(
+                f"{target}: missing, and {name!r} is not a BEIR collection name "
+                f"({', '.join(BEIR_COLLECTIONS)}): give dataset.url, or use "
+                "dataset=local dataset.path=<folder>"
+            )
+        url, md5 = known.url, md5 or known.md5
     tmp_zip = _download(url, data_dir, name, timeout, progress)
     try:
         _verify(tmp_zip, md5, url)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from colcompress.data.beir import BeirData
 from colcompress.data.negatives import bm25_search
-from colcompress.evaluation.metrics import DEFAULT_METRICS, compute_metrics
+from colcompress.evaluation.metrics import DEFAULT_METRICS, compute_metrics, drop_identical_ids
 from colcompress.evaluation.results import write_json
 from colcompress.index.flat import FlatIndex
 from colcompress.models.colbert import ColBERT
@@ -151,6 +151,7 @@ def evaluate_baselines(
     metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    ignore_identical_ids: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate the reference baselines on one split (cached on disk).
 
@@ -172,6 +173,9 @@ def evaluate_baselines(
         rewritten.
     progress : bool
         Draw progress bars (BM25, encoding, search).
+    ignore_identical_ids : bool
+        Drop a retrieved document whose id is the query's, as the evaluated model's
+        ranking does (see :func:`~colcompress.evaluation.metrics.drop_identical_ids`).
 
     Returns
     -------
@@ -186,6 +190,7 @@ def evaluate_baselines(
         "query_length": query_length,
         "doc_length": doc_length,
         "metrics": list(metrics),
+        "ignore_identical_ids": ignore_identical_ids,
     }
     key = _cache_key(data, settings)
     cache = _cache_path(Path(cache_dir), data, key) if cache_dir else None
@@ -194,7 +199,9 @@ def evaluate_baselines(
     todo = [n for n in names if n not in out]
     if "bm25" in todo:
         start = time.perf_counter()
-        run = bm25_search(data, top_k, progress=progress)
+        run = bm25_search(data, top_k + ignore_identical_ids, progress=progress)
+        if ignore_identical_ids:
+            run = drop_identical_ids(run, top_k)
         out["bm25"] = {
             "metrics": compute_metrics(data.qrels, run, metrics),
             "seconds": time.perf_counter() - start,
@@ -212,6 +219,7 @@ def evaluate_baselines(
                 batch_size,
                 metrics,
                 progress,
+                ignore_identical_ids,
             )
         )
     if cache is not None and todo:
@@ -229,7 +237,15 @@ def _neural_baselines(
     batch_size: int,
     metrics: tuple[str, ...] | list[str],
     progress: bool,
+    ignore_identical_ids: bool,
 ) -> dict[str, dict[str, Any]]:
+    depth = top_k + ignore_identical_ids
+
+    def scored(run: dict[str, dict[str, float]]) -> dict[str, float]:
+        if ignore_identical_ids:
+            run = drop_identical_ids(run, top_k)
+        return compute_metrics(data.qrels, run, metrics)
+
     model = zero_shot_model(backbone, query_length, doc_length)
     doc_ids, query_ids = list(data.corpus), list(data.queries)
     start = time.perf_counter()
@@ -244,19 +260,18 @@ def _neural_baselines(
     out: dict[str, dict[str, Any]] = {}
     if "dense" in names:
         start = time.perf_counter()
-        run = _topk_run(q_pooled @ doc_pooled.T, query_ids, doc_ids, top_k)
+        run = _topk_run(q_pooled @ doc_pooled.T, query_ids, doc_ids, depth)
         out["dense"] = {
-            "metrics": compute_metrics(data.qrels, run, metrics),
+            "metrics": scored(run),
             "seconds": encode_s + time.perf_counter() - start,
         }
     if "multivector" in names:
         start = time.perf_counter()
         index = FlatIndex(progress=progress)
         index.build(doc_tokens, doc_ids)
-        result = index.search(q_tokens, top_k)
-        run = result.as_run(query_ids)
+        result = index.search(q_tokens, depth)
         out["multivector"] = {
-            "metrics": compute_metrics(data.qrels, run, metrics),
+            "metrics": scored(result.as_run(query_ids)),
             "seconds": encode_s + time.perf_counter() - start,
         }
     return out

@@ -20,6 +20,7 @@ runs, compiles everything later runs load.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -40,6 +41,8 @@ from ranx.meta.evaluate import extract_metric_and_params
 from ranx.metrics import metric_switch
 
 from colcompress.atomic import atomic_path
+
+log = logging.getLogger(__name__)
 
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 _CHECK_METRIC = "recall"  # ranx: recall over everything retrieved (no cutoff)
@@ -128,6 +131,27 @@ def _full_recall(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, floa
     return total / len(qrels)
 
 
+def drop_identical_ids(
+    run: dict[str, dict[str, float]], top_k: int | None = None
+) -> dict[str, dict[str, float]]:
+    """``run`` without any document whose id is its query's, cut to ``top_k`` per query.
+
+    BEIR's ``ignore_identical_ids``: on ArguAna and Quora the queries are corpus
+    documents, and retrieving a query itself is not an answer.
+    """
+    out = {}
+    for qid, docs in run.items():
+        kept = sorted(((d, s) for d, s in docs.items() if d != qid), key=lambda x: -x[1])
+        out[qid] = dict(kept[:top_k] if top_k is not None else kept)
+    return out
+
+
+def unjudged_queries(qrels: dict[str, dict[str, int]]) -> list[str]:
+    """Queries of ``qrels`` without a relevant (score > 0) document: BEIR does not
+    score them, and neither does :func:`compute_metrics`."""
+    return [q for q, judged in qrels.items() if not any(r > 0 for r in judged.values())]
+
+
 def compute_metrics(
     qrels: dict[str, dict[str, int]],
     run: dict[str, dict[str, float]],
@@ -136,7 +160,8 @@ def compute_metrics(
     """Evaluate a run against qrels.
 
     Queries of ``qrels`` missing from ``run`` count as retrieving nothing (score 0),
-    as trec_eval does with ``-c``; run queries without judgements are ignored.
+    as trec_eval does with ``-c``; run queries without judgements, and queries
+    without a relevant document (:func:`unjudged_queries`, logged), are not scored.
 
     Parameters
     ----------
@@ -154,7 +179,10 @@ def compute_metrics(
         ranx's recall over the whole ranking differs from a direct count: its numba
         cache holds code for the wrong types (see the module docstring).
     """
-    judged = {q: d for q, d in qrels.items() if any(r > 0 for r in d.values())}
+    skipped = set(unjudged_queries(qrels))
+    if skipped:
+        log.info("%d queries without a relevant document are not scored", len(skipped))
+    judged = {q: d for q, d in qrels.items() if q not in skipped}
     full = {q: run.get(q, {}) for q in judged}
     missing = {q for q, d in full.items() if not d}
     scored = {q: d for q, d in full.items() if d}

@@ -264,6 +264,18 @@ class ColBERT(nn.Module):
             attention = torch.ones_like(attention)
         return Tokenized(ids, attention, torch.ones_like(tok.mask))
 
+    @property
+    def max_input_length(self) -> int:
+        """The longest input the backbone takes (its position embeddings)."""
+        return int(self.encoder.model.config.max_position_embeddings)
+
+    def query_token_lengths(self, texts: list[str]) -> list[int]:
+        """Tokens of each query as :meth:`tokenize_queries` would take it uncut
+        (special tokens and the query marker included, before augmentation)."""
+        enc = self.tokenizer(self._prepare(texts), add_special_tokens=True, truncation=False)
+        marker = self.query_marker_id is not None
+        return [len(ids) + marker for ids in enc["input_ids"]]
+
     def tokenize_documents(self, texts: list[str], length: int | None = None) -> Tokenized:
         """Tokenise documents (to ``length`` tokens, default ``doc_length``), masking
         punctuation vectors when configured."""

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from colcompress.data.beir import load_beir
+from colcompress.data.collections import SourceMismatchError
+from colcompress.data.datamodule import RetrievalDataModule
 from colcompress.data.download import (
     ArchiveTooLargeError,
     ChecksumError,
@@ -194,3 +196,24 @@ def test_archive_above_the_extraction_cap_is_refused(tmp_path: Path) -> None:
         ensure_beir("bomb", data_dir, url=DEAD_URL, max_bytes=100_000)
     assert tree(data_dir) == ["bomb.zip"]
     assert (ensure_beir("bomb", data_dir, url=DEAD_URL, max_bytes=2**20) / "corpus.jsonl").is_file()
+
+
+def test_an_archive_of_another_collection_is_refused(
+    beir_dir: Path, served: tuple[Path, str], tmp_path: Path
+) -> None:
+    """NFCorpus's archive served under another name: refused by the name table before
+    any download, or by its top folder after; nothing is left in the data folder."""
+    www, base = served
+    shutil.copy(beir_dir / "nfcorpus.zip", www / "fiqa.zip")
+    data_dir = tmp_path / "data"
+    module = RetrievalDataModule(name="fiqa", data_dir=str(data_dir), url=f"{base}/fiqa.zip")
+    with pytest.raises(SourceMismatchError, match="fiqa is downloaded from"):
+        module.prepare_data()
+    module = RetrievalDataModule(name="mine", data_dir=str(data_dir), url=f"{base}/fiqa.zip")
+    with pytest.raises(DownloadError, match="holds collection folder 'nfcorpus', not 'mine'"):
+        module.prepare_data()
+    assert not data_dir.exists() or tree(data_dir) == []
+    module = RetrievalDataModule(name="mine", data_dir=str(data_dir))
+    with pytest.raises(DownloadError, match="'mine' is not a BEIR collection name"):
+        module.prepare_data()
+    assert tree(data_dir) == []

@@ -88,6 +88,4 @@ def test_trained_on_one_collection_evaluated_on_two(tmp_path: Path) -> None:
         cell = report.cells["none", column]
         assert cell.metrics["ndcg@10"] == results["collections"][column]["metrics"]["ndcg@10"]
         assert cell.run.ranking == run_dir / column / "run.trec"
-    assert report.cells["none", "average"].metrics["ndcg@10"] == pytest.approx(
-        average["ndcg@10"]
-    )
+    assert report.cells["none", "average"].metrics["ndcg@10"] == pytest.approx(average["ndcg@10"])

@@ -4,6 +4,8 @@
   (sweepers resolve ``hydra.sweep.dir`` before any job).
 - ``${first:a,b,...}``: the first argument that is not null, e.g.
   ``${first:${training.doc_length},${model.doc_length}}``.
+- ``${join:value}``: a list's items joined by ``+`` (a single value as it is), e.g.
+  ``${join:${dataset.name}}`` gives ``nfcorpus+scifact``.
 - ``${claim_dir:path}``: create ``path`` exclusively, or ``path_1``, ``path_2``, ...
   when it exists, and return the one created; the run and sweep directories use it,
   so two runs started in the same second never share one. Cached: a config (and
@@ -22,6 +24,13 @@ from omegaconf import OmegaConf
 def first(*values: Any) -> Any:
     """The first value that is not None (None when all are)."""
     return next((v for v in values if v is not None), None)
+
+
+def join(value: Any) -> str:
+    """``"+".join`` of a list's items; a single value as a string."""
+    if isinstance(value, (list, tuple)) or OmegaConf.is_list(value):
+        return "+".join(str(v) for v in value)
+    return str(value)
 
 
 def claim_dir(path: str) -> str:
@@ -50,3 +59,4 @@ def claim_dir(path: str) -> str:
 OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
 OmegaConf.register_new_resolver("claim_dir", claim_dir, replace=True, use_cache=True)
 OmegaConf.register_new_resolver("first", first, replace=True)
+OmegaConf.register_new_resolver("join", join, replace=True)

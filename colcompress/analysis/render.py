@@ -91,7 +91,7 @@ def markdown(report: Report) -> str:
         f"(% of `{report.baseline}` on the same column; {MARK}: p < {report.alpha:g}, "
         f"{TEST_NAMES[report.test]} against `{report.baseline}`)"
     )
-    runs = {id(c.run) for c in report.cells.values() if c.run is not None}
+    runs = {c.run.path for c in report.cells.values() if c.run is not None}
     parts = ["# colcompress report", "", f"{len(runs)} runs, {len(report.failed)} failed."]
     for metric in report.metrics:
         parts += ["", f"## {metric} {legend}", "", header, rule]

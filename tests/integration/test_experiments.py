@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
@@ -34,9 +35,15 @@ def _jobs(name: str) -> list[list[str]]:
             return_hydra_config=True,
         )
     params = OmegaConf.to_container(cfg.hydra.sweeper.params or {})
-    keys = list(params)
-    values = [str(params[k]).split(",") for k in keys]
-    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*values)]
+    parser = OverridesParser.create()
+    swept = [parser.parse_override(f"{k}={v}") for k, v in params.items()]
+    values = [
+        [f"{o.key_or_group}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.key_or_group}={o.get_value_element_as_str()}"]
+        for o in swept
+    ]
+    return [list(combo) for combo in itertools.product(*values)]
 
 
 def test_the_paper_studies_are_there():
@@ -59,7 +66,7 @@ def test_every_experiment_job_composes(name: str):
         assert cfg.task_name == name
         compressor = OmegaConf.to_container(cfg.compressor, resolve=True)
         training = OmegaConf.to_container(cfg.training, resolve=True)
-        setting = tuple(o for o in overrides if not o.startswith("dataset="))
+        setting = tuple(o for o in overrides if not o.startswith("dataset"))
         signatures[setting] = json.dumps(
             [compressor, training, cfg.budget, cfg.test_budget, cfg.model.scoring], sort_keys=True
         )

@@ -3,8 +3,8 @@
 Runs one fresh Python process per compressor (so no allocation of one run is counted
 in another) that builds the MiniLM ColBERT with that compressor (untrained
 parameters), encodes the same NFCorpus documents and builds the default index
-(``conf/index/fastplaid.yaml``; the exact flat index for the ColBERT_P rows, whose
-ReLU scoring fast-plaid cannot apply). Each child reports its peak resident set
+(``colcompress/conf/index/fastplaid.yaml``; the exact flat index for the ColBERT_P
+rows, whose ReLU scoring fast-plaid cannot apply). Each child reports its peak resident set
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) at the end and once the model is built
 (imports and weights; ``encode + index`` is the growth after that), the index's bytes and the fp32
 bytes of its vectors, per document::

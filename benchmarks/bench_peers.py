@@ -4,8 +4,8 @@ Encodes NFCorpus documents and test queries once (MiniLM ColBERT, projection
 initialised from the documents' SVD as training starts, no compression), then builds
 and searches, side by side: exact :class:`~colcompress.index.FlatIndex` (the ground
 truth), :class:`~colcompress.index.FastPlaidIndex` at nbits 2 and 4 with this
-project's defaults (``conf/index/fastplaid.yaml``), and fast-plaid called the way
-``pylate.indexes.PLAID`` calls it with its defaults (nbits 4, kmeans_niters 4,
+project's defaults (``colcompress/conf/index/fastplaid.yaml``), and fast-plaid called
+the way ``pylate.indexes.PLAID`` calls it with its defaults (nbits 4, kmeans_niters 4,
 max_points_per_centroid 256, n_ivf_probe 8, n_full_scores 8192, search batch_size
 2^18, fast-plaid's own centroid count ``2^floor(log2(16 sqrt(vectors)))`` and
 raw-embedding cache below 1,000 documents, searched from the calling thread).

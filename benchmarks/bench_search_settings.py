@@ -30,7 +30,7 @@ from colcompress.evaluation.encode import encode
 from colcompress.evaluation.metrics import compute_metrics
 from colcompress.index import FastPlaidIndex, FlatIndex, Index
 from colcompress.index.fastplaid import num_partitions
-from colcompress.run import build_model
+from colcompress.job import build_model
 
 
 def _checkpoint(run_dir: Path) -> Path:

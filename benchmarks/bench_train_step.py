@@ -1,11 +1,11 @@
 """A Lightning training step of colcompress against a bare PyTorch loop doing the same work.
 
 Both train copies of the same MiniLM ColBERT (3 bottom layers frozen, as
-``conf/training/default.yaml``) on the same NFCorpus batches (queries, their first
-relevant document and one random document, documents cut at 180 tokens):
+``colcompress/conf/training/default.yaml``) on the same NFCorpus batches (queries, their
+first relevant document and one random document, documents cut at 180 tokens):
 :class:`~colcompress.training.module.RetrievalModule` under ``lightning.Trainer``
-(CPU, fp32, gradient clipping 1.0 as ``conf/trainer/cpu.yaml``; no logger, checkpoint or
-progress bar), and a hand-written loop with the same forward, contrastive loss,
+(CPU, fp32, gradient clipping 1.0 as ``colcompress/conf/trainer/cpu.yaml``; no logger,
+checkpoint or progress bar), and a hand-written loop with the same forward, contrastive loss,
 backward, clipping and AdamW step. A step is the wall time between the starts of
 consecutive steps (data, forward, backward, optimiser, framework hooks); the median of
 the timed steps is kept, best of interleaved rounds::

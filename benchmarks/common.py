@@ -35,12 +35,12 @@ if TYPE_CHECKING:
     from colcompress.models.colbert import ColBERT
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "colcompress" / "conf"
 T = TypeVar("T")
 
 RESULTS = ROOT / "benchmarks" / "results"
 DATA_DIR = Path(os.environ.get("COLCOMPRESS_DATA_DIR", ROOT.parent / "shared" / "data" / "beir"))
-# The tiny random BERT of conf/model/tiny.yaml (2 layers, hidden 32): for smoke runs.
+# The tiny random BERT of colcompress/conf/model/tiny.yaml (2 layers, hidden 32): for smoke runs.
 TINY_MODEL = ["model=tiny"]
 # ColBERT_P, which the lossless compressors need (clipped norms, ReLU MaxSim).
 COLBERT_P = ["model.normalize=clip", "model.scoring=maxsim_relu"]
@@ -179,7 +179,7 @@ def config(overrides: Sequence[str]) -> DictConfig:
     """The project's Hydra config composed with ``overrides`` (e.g. ``compressor=agc``)."""
     from hydra import compose, initialize_config_dir
 
-    import colcompress.resolvers  # noqa: F401  (the resolvers conf/ uses)
+    import colcompress.resolvers  # noqa: F401  (the resolvers the configs use)
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
@@ -208,7 +208,7 @@ def model(
     from omegaconf import OmegaConf
     from transformers.utils import logging as hf_logging
 
-    from colcompress.run import build_model
+    from colcompress.job import build_model
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars on every model build
     cfg = config(overrides)

@@ -10,7 +10,7 @@ _IGNORED = ["*.h5", "*.msgpack", "*.onnx", "*.ot", "*.tflite", "onnx/*", "openvi
 
 
 def set_offline(offline: bool) -> None:
-    """Switch hub access for this process (``hub_offline`` in ``conf/config.yaml``).
+    """Switch hub access for this process (``hub_offline`` in ``colcompress/conf/config.yaml``).
 
     Sets ``HF_HUB_OFFLINE`` for child processes and the flag huggingface_hub and
     transformers read at every call (they read the environment only once, at import).

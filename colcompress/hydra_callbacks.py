@@ -1,4 +1,5 @@
-"""Hydra callbacks (registered under ``hydra.callbacks`` in ``conf/hydra/default.yaml``)."""
+"""Hydra callbacks, registered under ``hydra.callbacks`` in
+``colcompress/conf/hydra/default.yaml``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def job_outcomes(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
     """The job directories of a sweep and the ``results.json`` of those that failed.
 
     A job directory is one holding Hydra's ``.hydra/config.yaml``; a job failed when its
-    ``results.json`` has ``"status": "failed"`` (``colcompress.run`` writes it so).
+    ``results.json`` has ``"status": "failed"`` (as ``colcompress.job.record_failure``
+    writes it).
 
     Returns
     -------

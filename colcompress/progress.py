@@ -1,6 +1,6 @@
 """The ``progress`` option: whether the long steps draw tqdm bars.
 
-Lower layers take a plain ``progress: bool`` argument; ``colcompress.run`` turns the
+Lower layers take a plain ``progress: bool`` argument; ``colcompress.job`` turns the
 option into it once with :func:`resolve_progress`.
 """
 

@@ -1,4 +1,5 @@
-"""``python -m colcompress.report``: the command line of :mod:`colcompress.analysis`."""
+"""``python -m colcompress.report``, the ``colcompress-report`` command: the command line
+of :mod:`colcompress.analysis` (:func:`colcompress.analysis.cli.main`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""OmegaConf resolvers the configs in ``conf/`` use; importing this module registers them.
+"""OmegaConf resolvers the configs in ``colcompress/conf/`` use; importing this module
+registers them.
 
 - ``${cwd:}``: the launch directory, resolvable before Hydra's runtime config exists
   (sweepers resolve ``hydra.sweep.dir`` before any job).

@@ -39,7 +39,7 @@ def validate_config(cfg: DictConfig) -> None:
     Parameters
     ----------
     cfg : DictConfig
-        The composed run configuration (``conf/config.yaml`` and its groups).
+        The composed run configuration (``colcompress/conf/config.yaml`` and its groups).
 
     Raises
     ------

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import colcompress.resolvers  # noqa: F401  (the resolvers conf/ uses, for tests composing it)
+import colcompress.resolvers  # noqa: F401  (the resolvers the configs use, for tests composing them)
 
 ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "colcompress" / "conf"  # the Hydra configs
 SHARED_BEIR = ROOT.parent / "shared" / "data" / "beir"
 DATA_DIR = Path(os.environ.get("COLCOMPRESS_DATA_DIR", SHARED_BEIR))
 HAS_DATA = (DATA_DIR / "nfcorpus" / "corpus.jsonl").exists()

@@ -2,6 +2,6 @@
 
 Evaluation writes one ``results.json`` (and ``run.trec``) per run directory; this
 package reads them through :class:`~colcompress.analysis.records.RunRecord` and never
-the other way round. The command line is ``python -m colcompress.report``
-(:mod:`colcompress.analysis.cli`).
+the other way round. The command line is ``colcompress-report`` (``python -m
+colcompress.report``, :mod:`colcompress.analysis.cli`).
 """

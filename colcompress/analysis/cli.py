@@ -1,10 +1,14 @@
-"""``python -m colcompress.report``: tables, utilization correlation and figures from runs.
+"""``colcompress-report``: tables, utilization correlation and figures from runs.
 
 ::
 
-    python -m colcompress.report RUN_OR_SWEEP_DIRS... [--metric ndcg@10,recall@10] [--out DIR]
-    python -m colcompress.report correlate RUN_DIRS... [--metrics ndcg@10 recall@10] --out DIR
-    python -m colcompress.report figure RUN_DIRS... --out utilization.png
+    colcompress-report RUN_OR_SWEEP_DIRS... [--metric ndcg@10,recall@10] [--out DIR]
+    colcompress-report correlate RUN_DIRS... [--metrics ndcg@10 recall@10] --out DIR
+    colcompress-report figure RUN_DIRS... --out utilization.png
+
+``python -m colcompress.report`` is the same command. The modules that read runs
+(ranx, matplotlib, torch through the utilization statistics) are imported once the
+arguments are parsed, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -14,13 +18,9 @@ import sys
 from pathlib import Path
 
 from colcompress.analysis import render
-from colcompress.analysis.correlation import correlate, short_labels, write_correlation
-from colcompress.analysis.plots import plot_utilization_grid
-from colcompress.analysis.records import AnalysisError, RunRecord
-from colcompress.analysis.significance import TESTS
-from colcompress.analysis.tables import build_report
+from colcompress.analysis.stat_tests import TESTS
 
-PROG = "python -m colcompress.report"
+PROG = "colcompress-report"
 
 
 def _table_parser() -> argparse.ArgumentParser:
@@ -72,6 +72,9 @@ def _split(values: list[str] | None) -> list[str]:
 
 def _tables(argv: list[str]) -> int:
     args = _table_parser().parse_args(argv)
+    from colcompress.analysis.records import AnalysisError
+    from colcompress.analysis.tables import build_report
+
     formats = _split([args.format])
     unknown = sorted(set(formats) - set(render.FORMATS))
     if unknown:
@@ -105,6 +108,10 @@ def _tables(argv: list[str]) -> int:
 
 def _utilization(argv: list[str]) -> int:
     args = _utilization_parser().parse_args(argv)
+    from colcompress.analysis.correlation import correlate, short_labels, write_correlation
+    from colcompress.analysis.plots import plot_utilization_grid
+    from colcompress.analysis.records import AnalysisError, RunRecord
+
     try:
         runs = [RunRecord.from_dir(d) for d in args.run_dirs]
         if args.command == "correlate":

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colcompress.analysis.significance import TEST_NAMES
+from colcompress.analysis.stat_tests import TEST_NAMES
 from colcompress.atomic import write_text_atomic
 
 if TYPE_CHECKING:

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from colcompress.analysis.records import AnalysisError, RunRecord
+from colcompress.analysis.stat_tests import TESTS
 from colcompress.data.beir import load_beir, slice_beir
 from colcompress.evaluation.metrics import ranx_lock, ranx_qrels, ranx_run
-
-TESTS = {"t-test": "student", "fisher": "fisher"}  # CLI name -> ranx stat_test
-TEST_NAMES = {"t-test": "paired t-test", "fisher": "Fisher's randomization test"}
 
 Ranking = dict[str, dict[str, float]]
 

@@ -282,7 +282,7 @@ class EpochShuffleSampler(Sampler):
     permutation of an epoch is padded (with its own first indices) to a multiple of
     the number of replicas and replica r takes every ``num_replicas``-th index from
     position r. Sharding here, instead of in Lightning's ``DistributedSamplerWrapper``
-    (``use_distributed_sampler: false`` in ``conf/trainer/ddp.yaml``), keeps
+    (``use_distributed_sampler: false`` in ``colcompress/conf/trainer/ddp.yaml``), keeps
     :meth:`set_epoch` reaching this sampler, so negatives are redrawn every epoch.
 
     Parameters

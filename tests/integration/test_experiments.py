@@ -15,10 +15,9 @@ from omegaconf import OmegaConf, read_write
 
 from colcompress.analysis import render
 from colcompress.analysis.tables import build_report
-from tests.conftest import ROOT
+from tests.conftest import CONF
 from tests.integration.helpers import colcompress, results_files
 
-CONF = ROOT / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
@@ -213,7 +212,7 @@ def test_local_multirun_with_multi_device_ddp_is_refused(monkeypatch: pytest.Mon
     DDP jobs would start the sweep once per device; SLURM tasks are not re-launched."""
     from hydra.types import RunMode
 
-    from colcompress.run import _check_launch
+    from colcompress.job import _check_launch
 
     cfg = _compose_all("trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu")
 

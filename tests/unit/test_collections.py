@@ -20,14 +20,14 @@ from colcompress.data.collections import (
 from colcompress.data.conventions import Conventions, auto_query_length
 from colcompress.data.datamodule import RetrievalDataModule
 from colcompress.evaluation.metrics import compute_metrics, drop_identical_ids, unjudged_queries
-from tests.conftest import ROOT
+from tests.conftest import CONF
 from tests.unit.test_data_module import write_tiny
 
 NFCORPUS = BEIR_COLLECTIONS["nfcorpus"]
 
 
 def compose_dataset(*overrides: str):
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=False)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 import numpy as np
 import pytest
@@ -22,8 +20,8 @@ from colcompress.compressors.memtok import MemTok
 from colcompress.compressors.seqresize import SeqResize
 from colcompress.models.scoring import maxsim
 from colcompress.models.states import TokenStates
+from tests.conftest import CONF
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 DIM = 8
 HEADS = 2
 
@@ -536,7 +534,7 @@ def test_proportional_budget_matches_the_fixed_index_size(name):
         comp = AGC(budget=budget, num_queries=3, hidden_size=DIM, budget_mode="proportional")
     assert comp.needs_corpus_lengths and comp.mean_tokens is None
     vectors, states, _ = make_batch(lengths, extra=0 if name == "hpool" else 3, hole=False)
-    comp.fit_lengths(lengths)  # the corpus, as run.py fits it before indexing
+    comp.fit_lengths(lengths)  # the corpus, as a job fits it before indexing
     assert comp.mean_tokens == 25.0
     counts = []
     for rows in ([0, 1], [2, 3], [4, 5]):  # indexed batch by batch

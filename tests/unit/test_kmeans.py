@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import hydra
 import pytest
@@ -14,8 +13,7 @@ from hydra import compose, initialize_config_dir
 from colcompress.compressors.hashing import document_keys
 from colcompress.compressors.kmeans import CrispKMeans, batched_kmeans
 from colcompress.models.states import TokenStates
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from tests.conftest import CONF
 
 
 def _states(mask: torch.Tensor, is_query: bool = False) -> TokenStates:

@@ -15,8 +15,7 @@ from colcompress.compressors.base import Compressed
 from colcompress.compressors.lossless import LosslessPruning, nondominated
 from colcompress.models.scoring import maxsim
 from colcompress.models.states import TokenStates
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from tests.conftest import CONF
 
 
 def farkas_dominated(x: np.ndarray, j: int) -> bool:

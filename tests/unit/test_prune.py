@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import hydra
 import pytest
@@ -18,8 +17,7 @@ from colcompress.compressors.prune import (
     TailPruning,
 )
 from colcompress.models.states import TokenStates
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from tests.conftest import CONF
 
 # two documents; the second has a punctuation hole at position 2 and padding
 MASK = torch.tensor(

@@ -78,7 +78,7 @@ def write_run(
     status: str | None = None,
     label: str | None = None,
 ) -> dict[str, Any]:
-    """A run directory as run.py writes it: results.json + run.trec."""
+    """A run directory as a job writes it: results.json + run.trec."""
     run_dir.mkdir(parents=True)
     run = _ranking(ranks)
     write_trec_run(run, run_dir / "run.trec")
@@ -277,7 +277,7 @@ def test_budget_transfer_rows_take_the_matched_budget_run(tmp_path: Path, data_d
 
 
 def test_a_run_without_a_label_gets_the_default_one(tmp_path: Path, data_dir: Path):
-    """results.json from before the label field: ``method@budget`` as run.py writes it."""
+    """results.json from before the label field: ``method@budget`` as a job writes it."""
     write_run(tmp_path / "0", data_dir, "none", BASE_RANKS, budget=None)
     write_run(tmp_path / "1", data_dir, "agc", STRONG_RANKS, label="agc@32 ablation=no_weight")
     run = write_run(tmp_path / "2", data_dir, "agc", WEAK_RANKS, budget=5)

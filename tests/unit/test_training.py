@@ -8,8 +8,8 @@ import torch
 from omegaconf import OmegaConf
 
 from colcompress.data.datamodule import TrainExample
+from colcompress.job import _teacher
 from colcompress.models.colbert import ColBERT
-from colcompress.run import _teacher
 from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
 

@@ -10,11 +10,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from colcompress.validation import ConfigError, validate_config
-from tests.conftest import DATA_DIR, ROOT
+from tests.conftest import CONF, DATA_DIR
 
 
 def _cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=["debug=default", *overrides])
 
 

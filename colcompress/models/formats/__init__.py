@@ -49,7 +49,7 @@ def model_sizes(model_cfg: Any) -> tuple[int, int]:
     Parameters
     ----------
     model_cfg : mapping
-        ``conf/model/*`` keys: ``backbone``, ``format`` (default ``hf``), ``dim``,
+        ``colcompress/conf/model/*`` keys: ``backbone``, ``format`` (default ``hf``), ``dim``,
         ``random_config``.
 
     Returns

@@ -146,12 +146,22 @@ def _files(cfg: DictConfig) -> Iterator[str]:
             yield f"dataset.name={name}: {root} exists but holds no corpus.jsonl"
             continue
         present = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+        document_split = dataset.get("document_split")
+        if document_split:
+            source = document_split.get("source")
+            if source not in present:
+                yield (
+                    f"dataset.document_split.source={source}: no {root}/qrels/{source}.tsv; "
+                    f"present: {present}"
+                )
+            present = list(document_split.get("sizes") or {})
+        where = "dataset.document_split.sizes" if document_split else f"{root}/qrels/<split>.tsv"
         wanted = [("train_split", cfg.get("train", True))]
         wanted.append(("eval_split", cfg.get("evaluate", True) and not cfg.get("eval_datasets")))
         for option, used in wanted:
             split = dataset.get(option)
             if used and split is not None and split not in present:
-                yield f"dataset.{option}={split}: no {root}/qrels/{split}.tsv; present: {present}"
+                yield f"dataset.{option}={split}: no such split in {where}; present: {present}"
 
 
 INIT_COMPRESSOR = ("checkpoint", "fresh")

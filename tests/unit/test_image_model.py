@@ -220,3 +220,11 @@ def test_fit_projection_fits_the_document_projection(images):
     torch.testing.assert_close(rows @ rows.T, torch.eye(16), atol=1e-5, rtol=0)
     assert len(model.encoders) == 2 and len(model.projections) == 2
     assert F.normalize(rows, dim=-1).shape == (16, 32)
+
+
+def test_an_image_model_has_no_pylate_export(tmp_path: Path):
+    from colcompress.models.export import export_pylate
+
+    with pytest.raises(ValueError, match="ImageColBERT encodes image documents and has no PyLate"):
+        export_pylate(clip_model(), tmp_path / "export")
+    assert not (tmp_path / "export").exists()

@@ -185,3 +185,18 @@ def test_audio_is_resampled_to_the_configured_rate(tmp_path: Path):
     assert 0.45 < np.abs(samples).max() < 0.55  # half amplitude survives resampling
     with pytest.raises(MediaError, match=r"document 'a2': audio file .*missing.wav: not found"):
         load_audio(tmp_path / "missing.wav", "a2", 4000)
+
+
+def test_text_references_refuse_media_documents(tmp_path: Path):
+    from colcompress.data.negatives import mine_negatives
+    from colcompress.evaluation.baselines import evaluate_baselines
+
+    corpus = [{"_id": "d1", "image": "a.jpg"}, {"_id": "d2", "text": "words"}]
+    root = write_beir(tmp_path / "mixed", corpus, [{"_id": "q1", "text": "q"}], QRELS)
+    data = load_beir(root, "test")
+    with pytest.raises(ValueError, match="1 of the 2 documents of mixed are media without text"):
+        mine_negatives(data, top_k=5)
+    with pytest.raises(ValueError, match=r"\['bm25'\] read document text, but 1 of the 2"):
+        evaluate_baselines(data, names=["bm25", "random"])
+    chance = evaluate_baselines(data, names=["random"], top_k=2, metrics=["recall@2"])
+    assert chance["random"]["metrics"] == {"recall@2": 1.0}  # both documents retrieved

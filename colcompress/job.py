@@ -95,7 +95,7 @@ def _init_projection(model: ColBERT, cfg: DictConfig, corpus: dict[str, Any]) ->
         return  # identity projection, or the checkpoint's own
     rng = random.Random(cfg.seed)
     ids = rng.sample(sorted(corpus), min(cfg.training.projection_init_docs, len(corpus)))
-    kept = model.fit_projection([corpus[i].full_text for i in ids])
+    kept = model.fit_projection([model.document_input(i, corpus[i]) for i in ids])
     log.info(
         "projection initialised from an SVD of %d documents (%.1f%% energy)", len(ids), 100 * kept
     )

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from colcompress.checkpoint import read_checkpoint
 from colcompress.compressors.base import NoCompression
 from colcompress.data.collections import SourceMismatchError, collection_names, resolve_source
-from colcompress.evaluation.baselines import BASELINES
+from colcompress.evaluation.baselines import BASELINES, TEXT_BASELINES
 from colcompress.evaluation.metrics import invalid_metrics
 from colcompress.index.fastplaid import SUPPORTED_NBITS
 
@@ -55,6 +55,7 @@ def validate_config(cfg: DictConfig) -> None:
         *_files(cfg),
         *_checkpoint_settings(cfg),
         *_two_stage(cfg),
+        *_document_modality(cfg),
     ]
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -98,6 +99,26 @@ def _metrics(cfg: DictConfig) -> Iterator[str]:
     unknown = sorted(set(cfg.evaluation.get("baselines") or []) - set(BASELINES))
     if unknown:
         yield f"evaluation.baselines: unknown {unknown}; choose from {list(BASELINES)}"
+
+
+def _document_modality(cfg: DictConfig) -> Iterator[str]:
+    """Text-only references refused for a model of other documents (images)."""
+    target = cfg.model.get("_target_")
+    cls = pydoc.locate(target) if isinstance(target, str) else None
+    modality = getattr(cls, "document_modality", "text")
+    if modality == "text":
+        return
+    reading = [b for b in cfg.evaluation.get("baselines") or [] if b in TEXT_BASELINES]
+    if reading:
+        yield (
+            f"evaluation.baselines: {reading} read document text, but {cls.__name__} "
+            f"encodes {modality} documents; use evaluation.baselines=[random]"
+        )
+    if (cfg.get("training") or {}).get("teacher_zero_shot"):
+        yield (
+            "training.teacher_zero_shot=true: the zero-shot teacher reads text documents, "
+            f"but {cls.__name__} encodes {modality} documents"
+        )
 
 
 def _devices(trainer: DictConfig) -> Iterator[str]:
@@ -146,12 +167,22 @@ def _files(cfg: DictConfig) -> Iterator[str]:
             yield f"dataset.name={name}: {root} exists but holds no corpus.jsonl"
             continue
         present = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+        document_split = dataset.get("document_split")
+        if document_split:
+            source = document_split.get("source")
+            if source not in present:
+                yield (
+                    f"dataset.document_split.source={source}: no {root}/qrels/{source}.tsv; "
+                    f"present: {present}"
+                )
+            present = list(document_split.get("sizes") or {})
+        where = "dataset.document_split.sizes" if document_split else f"{root}/qrels/<split>.tsv"
         wanted = [("train_split", cfg.get("train", True))]
         wanted.append(("eval_split", cfg.get("evaluate", True) and not cfg.get("eval_datasets")))
         for option, used in wanted:
             split = dataset.get(option)
             if used and split is not None and split not in present:
-                yield f"dataset.{option}={split}: no {root}/qrels/{split}.tsv; present: {present}"
+                yield f"dataset.{option}={split}: no such split in {where}; present: {present}"
 
 
 INIT_COMPRESSOR = ("checkpoint", "fresh")

@@ -1,6 +1,7 @@
 """BEIR-format collections: loading with precise errors, and reproducible slices.
 
-A BEIR dataset directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``),
+A BEIR dataset directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``, and
+optionally media: ``image``, ``images``, ``video``, ``audio``, see :data:`MEDIA_FIELDS`),
 ``queries.jsonl`` (``_id``, ``text``) and ``qrels/<split>.tsv``: one
 ``query-id<TAB>corpus-id<TAB>score`` judgement a line, integer scores (``1.0`` reads
 as 1). A first line whose score column is not a number is a header and skipped; a
@@ -22,6 +23,7 @@ __all__ = [
     "BeirData",
     "DataFormatError",
     "Doc",
+    "MEDIA_FIELDS",
     "available_splits",
     "read_lines",
     "load_beir",
@@ -32,13 +34,21 @@ __all__ = [
 ]
 
 
+#: Corpus fields naming media files, relative to the dataset folder: ``image`` (one
+#: path), ``images`` (a list, e.g. the pages of a document), ``video``, ``audio``.
+MEDIA_FIELDS = ("image", "images", "video", "audio")
+
+
 class DataFormatError(ValueError):
     """A dataset file is missing or malformed; the message names the file and line."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Doc:
-    """One corpus document.
+    """One corpus document: text and/or media files (read when encoded, not here).
+
+    Treat as read-only (corpora are shared between splits). Not frozen: Lightning's
+    batch transfer rebuilds the dataclasses of a training batch field by field.
 
     Attributes
     ----------
@@ -46,15 +56,30 @@ class Doc:
         Title, ``""`` when the corpus has none.
     text : str
         Body text.
+    images : tuple of Path
+        Image files (one for a photo, several for the pages of a document), resolved
+        against the dataset folder.
+    video : Path or None
+        A video file.
+    audio : Path or None
+        An audio file.
     """
 
     title: str
     text: str
+    images: tuple[Path, ...] = ()
+    video: Path | None = None
+    audio: Path | None = None
 
     @property
     def full_text(self) -> str:
         """Title and text joined by a space and stripped, as BEIR and PyLate do."""
         return (self.title + " " + self.text).strip()
+
+    @property
+    def media(self) -> tuple[Path, ...]:
+        """Every media file of the document: images, then video, then audio."""
+        return self.images + tuple(p for p in (self.video, self.audio) if p is not None)
 
 
 @dataclass
@@ -157,6 +182,30 @@ def _string_field(path: Path, lineno: int, obj: dict, key: str, required: bool) 
     return value
 
 
+def _media_path(path: Path, lineno: int, value: object, key: str) -> Path:
+    """A media path of a corpus line, resolved against the corpus file's folder."""
+    if not isinstance(value, str) or not value:
+        raise _error(
+            path,
+            lineno,
+            f'"{key}" must be a non-empty path string (relative to {path.parent}), got {value!r}',
+        )
+    return path.parent / value
+
+
+def _images(path: Path, lineno: int, obj: dict) -> tuple[Path, ...]:
+    image, images = obj.get("image"), obj.get("images")
+    if image is not None and images is not None:
+        raise _error(path, lineno, 'give "image" (one file) or "images" (a list), not both')
+    if image is not None:
+        return (_media_path(path, lineno, image, "image"),)
+    if images is None:
+        return ()
+    if not isinstance(images, list) or not images:
+        raise _error(path, lineno, f'"images" must be a non-empty list of paths, got {images!r}')
+    return tuple(_media_path(path, lineno, item, "images") for item in images)
+
+
 def _read_corpus(path: Path) -> dict[str, Doc]:
     corpus: dict[str, Doc] = {}
     seen: dict[str, int] = {}
@@ -164,9 +213,23 @@ def _read_corpus(path: Path) -> dict[str, Doc]:
         rid = _record_id(path, lineno, obj, seen)
         title = _string_field(path, lineno, obj, "title", required=False)
         text = _string_field(path, lineno, obj, "text", required=False)
-        corpus[rid] = Doc(title=title, text=text)
+        video, audio = obj.get("video"), obj.get("audio")
+        corpus[rid] = Doc(
+            title=title,
+            text=text,
+            images=_images(path, lineno, obj),
+            video=None if video is None else _media_path(path, lineno, video, "video"),
+            audio=None if audio is None else _media_path(path, lineno, audio, "audio"),
+        )
     if not corpus:
         raise _error(path, None, "empty corpus; expected at least one document")
+    if not any(doc.full_text or doc.media for doc in corpus.values()):
+        raise _error(
+            path,
+            None,
+            f"none of the {len(corpus)} documents has content: every title and text is "
+            f"empty and none names a media file ({', '.join(MEDIA_FIELDS)})",
+        )
     return corpus
 
 

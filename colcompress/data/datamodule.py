@@ -28,7 +28,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from colcompress.data.beir import (
     BeirData,
     DataFormatError,
+    Doc,
     check_layout,
+    load_beir,
     load_beir_splits,
     merge_collections,
     read_lines,
@@ -38,6 +40,7 @@ from colcompress.data.collections import collection_names, resolve_source
 from colcompress.data.conventions import Conventions
 from colcompress.data.download import ensure_beir
 from colcompress.data.negatives import mine_negatives
+from colcompress.data.splits import split_by_documents
 
 __all__ = [
     "EpochShuffleSampler",
@@ -60,8 +63,9 @@ class TrainExample:
     ----------
     query : str
         Query text.
-    docs : list of str
-        Document full texts: ``[positive, negative_1, ..., negative_n]``.
+    docs : list of Doc
+        The documents ``[positive, negative_1, ..., negative_n]``; the model turns
+        each into its input (:meth:`~colcompress.models.colbert.ColBERT.document_input`).
     teacher_scores : list of float or None
         Teacher score of every document of ``docs`` (aligned), or ``None`` without a
         teacher.
@@ -72,7 +76,7 @@ class TrainExample:
     """
 
     query: str
-    docs: list[str]
+    docs: list[Doc]
     teacher_scores: list[float] | None
     qid: str
     doc_ids: list[str]
@@ -246,7 +250,7 @@ class TrainDataset(Dataset):
             teacher = [self.teacher[pair.qid][d] for d in doc_ids]
         return TrainExample(
             query=self.data.queries[pair.qid],
-            docs=[self.data.corpus[d].full_text for d in doc_ids],
+            docs=[self.data.corpus[d] for d in doc_ids],
             teacher_scores=teacher,
             qid=pair.qid,
             doc_ids=doc_ids,
@@ -437,6 +441,11 @@ class RetrievalDataModule(lightning.LightningDataModule):
         :func:`~colcompress.data.collections.resolve_source`).
     train_split, eval_split : str or None
         Qrels splits; ``train_split=None`` (or ``eval_split=None``) skips that side.
+    document_split : dict or None
+        Splits made from one qrels file by document (one collection only):
+        ``{"source": <split>, "sizes": {<split>: <documents>, ...}, "seed": <int>}``
+        (:func:`~colcompress.data.splits.split_by_documents`); ``train_split`` and
+        ``eval_split`` then name parts of it. None: the qrels files are the splits.
     query_length : int, "auto" or None
         The collection's query length (see
         :func:`~colcompress.data.conventions.auto_query_length`); None: the BEIR
@@ -492,6 +501,7 @@ class RetrievalDataModule(lightning.LightningDataModule):
         md5: str | None = None,
         train_split: str | None = "train",
         eval_split: str | None = "test",
+        document_split: dict[str, Any] | None = None,
         query_length: int | str | None = None,
         ignore_identical_ids: bool | None = None,
         num_negatives: int = 1,
@@ -525,8 +535,16 @@ class RetrievalDataModule(lightning.LightningDataModule):
         self.data_dir = data_dir
         self.url = url
         self.md5 = md5
+        if document_split is not None:
+            document_split = dict(document_split)
+            if len(self.names) > 1 or set(document_split) != {"source", "sizes", "seed"}:
+                raise ValueError(
+                    f"dataset.document_split={document_split}: expected source, sizes and "
+                    "seed, for one collection"
+                )
         self.train_split = train_split
         self.eval_split = eval_split
+        self.document_split = document_split
         self.query_length = query_length
         self.ignore_identical_ids = ignore_identical_ids
         self.num_negatives = num_negatives
@@ -615,11 +633,24 @@ class RetrievalDataModule(lightning.LightningDataModule):
             self.train_data, candidates = merge_collections(parts)
             self.train_dataset = self._build_train_dataset(self.train_data, candidates, None)
 
+    def _load_splits(self, splits: list[str]) -> dict[str, BeirData]:
+        """The named splits of the single collection: qrels files, or parts of the
+        ``document_split``."""
+        if self.document_split is None:
+            return load_beir_splits(self.dataset_dir, splits, self.allow_unknown_ids)
+        sizes = dict(self.document_split["sizes"])
+        unknown = [s for s in splits if s not in sizes]
+        if unknown:
+            raise ValueError(
+                f"dataset split {unknown} is not a part of dataset.document_split "
+                f"(parts: {list(sizes)})"
+            )
+        whole = load_beir(self.dataset_dir, self.document_split["source"], self.allow_unknown_ids)
+        return split_by_documents(whole, sizes, int(self.document_split["seed"]))
+
     def _setup_single(self, want_train: bool, want_eval: bool) -> None:
         splits = [s for s, w in ((self.train_split, want_train), (self.eval_split, want_eval)) if w]
-        loaded = load_beir_splits(
-            self.dataset_dir, list(dict.fromkeys(splits)), self.allow_unknown_ids
-        )
+        loaded = self._load_splits(list(dict.fromkeys(splits)))
         if want_eval:
             self.eval_data = slice_beir(
                 loaded[self.eval_split], self.max_eval_queries, self.max_eval_docs, self.seed

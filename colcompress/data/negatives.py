@@ -246,9 +246,21 @@ def mine_negatives(
     -------
     dict of str to list of str
         ``negatives[qid]``: document ids, best BM25 score first, for every query.
+
+    Raises
+    ------
+    ValueError
+        Documents of the corpus are media without text (BM25 reads text).
     """
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
+    textless = sum(bool(doc.media) and not doc.full_text for doc in data.corpus.values())
+    if textless:
+        raise ValueError(
+            f"BM25 negatives read document text, but {textless} of the {len(data.corpus)} "
+            f"documents of {data.name} are media without text: set dataset.num_negatives=0 "
+            "(in-batch negatives)"
+        )
     settings = settings or BM25Settings()
     path = key = None
     if cache_dir is not None:

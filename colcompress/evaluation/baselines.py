@@ -1,9 +1,14 @@
-"""Reference rows for every report: BM25 and the zero-shot backbone.
+"""Reference rows for every report: BM25, the zero-shot backbone and chance.
 
 - ``bm25``: bm25s with English stemming (the same retriever that mines negatives).
 - ``dense``: the backbone as a single-vector model (mean pooling, cosine).
 - ``multivector``: the backbone's own token vectors (no projection, L2-normalised)
   scored with exact MaxSim: what late interaction gives before any training.
+- ``random``: every query ranks ``top_k`` documents drawn at random (seed 0): chance
+  level, the one reference for documents without text (images).
+
+``bm25``, ``dense`` and ``multivector`` read document text and refuse a corpus with
+media documents that have none.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -29,7 +35,29 @@ from colcompress.index.flat import FlatIndex
 from colcompress.models.colbert import ColBERT
 
 log = logging.getLogger(__name__)
-BASELINES = ("bm25", "dense", "multivector")
+BASELINES = ("bm25", "dense", "multivector", "random")
+TEXT_BASELINES = ("bm25", "dense", "multivector")
+
+
+def random_run(
+    query_ids: list[str], doc_ids: list[str], k: int, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """A chance ranking: each query gets ``k`` distinct documents in a random order.
+
+    Returns
+    -------
+    dict of str to dict of str to float
+        ``run[qid][docid]``, scores ``k, k - 1, ..., 1`` down the ranking.
+    """
+    rng = np.random.default_rng(seed)
+    depth = min(k, len(doc_ids))
+    return {
+        qid: {
+            doc_ids[j]: float(depth - rank)
+            for rank, j in enumerate(rng.permutation(len(doc_ids))[:depth].tolist())
+        }
+        for qid in query_ids
+    }
 
 
 def _topk_run(
@@ -160,7 +188,7 @@ def evaluate_baselines(
     data : BeirData
     backbone : str
         The zero-shot backbone (the trained model's starting point).
-    names : sequence of {"bm25", "dense", "multivector"}
+    names : sequence of {"bm25", "dense", "multivector", "random"}
     top_k : int
     query_length, doc_length : int
         Truncation lengths (the trained model's).
@@ -197,6 +225,23 @@ def evaluate_baselines(
     cached = _read_cache(cache, key) if cache is not None else {}
     out = {n: cached[n] for n in names if n in cached}
     todo = [n for n in names if n not in out]
+    textless = sum(bool(doc.media) and not doc.full_text for doc in data.corpus.values())
+    reading = [n for n in todo if n in TEXT_BASELINES]
+    if reading and textless:
+        raise ValueError(
+            f"evaluation.baselines {reading} read document text, but {textless} of the "
+            f"{len(data.corpus)} documents of {data.name} are media without text: "
+            "use evaluation.baselines=[random]"
+        )
+    if "random" in todo:
+        start = time.perf_counter()
+        run = random_run(list(data.queries), list(data.corpus), top_k + ignore_identical_ids)
+        if ignore_identical_ids:
+            run = drop_identical_ids(run, top_k)
+        out["random"] = {
+            "metrics": compute_metrics(data.qrels, run, metrics),
+            "seconds": time.perf_counter() - start,
+        }
     if "bm25" in todo:
         start = time.perf_counter()
         run = bm25_search(data, top_k + ignore_identical_ids, progress=progress)
@@ -206,7 +251,7 @@ def evaluate_baselines(
             "metrics": compute_metrics(data.qrels, run, metrics),
             "seconds": time.perf_counter() - start,
         }
-    neural = [n for n in todo if n != "bm25"]
+    neural = [n for n in todo if n in ("dense", "multivector")]
     if neural:
         out.update(
             _neural_baselines(

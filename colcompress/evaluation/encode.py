@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from colcompress.compressors.base import Compressed
-from colcompress.models.colbert import ColBERT, Tokenized
+from colcompress.models.colbert import ColBERT
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,16 @@ def _autocast(device: torch.device, precision: str | None) -> object:
     return nullcontext()
 
 
+def _length(item: Any) -> int:
+    """Sort key of an input: a text's length; other document inputs (images of one
+    size) all weigh the same and keep their order."""
+    return len(item) if isinstance(item, str) else 0
+
+
 @torch.no_grad()
 def encode(
     model: ColBERT,
-    texts: list[str],
+    texts: list[Any],
     is_query: bool,
     batch_size: int = 32,
     compress: bool = True,
@@ -67,7 +74,8 @@ def encode(
     ----------
     model : ColBERT
         Used in eval mode on its current device.
-    texts : list of str
+    texts : list
+        Query texts, or documents as ``model.document_input`` gives them.
     is_query : bool
         Encode as queries (else documents, compressed by the model's compressor).
     batch_size : int
@@ -83,13 +91,13 @@ def encode(
     was_training = model.training
     model.eval()
     device = model.projection.weight.device
-    tokenize: Callable[[list[str]], Tokenized] = (
+    tokenize: Callable[[list[Any]], Any] = (
         model.tokenize_queries if is_query else model.tokenize_documents
     )
-    run: Callable[[Tokenized, bool], Compressed] = (
+    run: Callable[[Any, bool], Compressed] = (
         model.encode_queries if is_query else model.encode_documents
     )
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    order = sorted(range(len(texts)), key=lambda i: -_length(texts[i]))
     vectors: list[Tensor | None] = [None] * len(texts)
     tokens = torch.zeros(len(texts), dtype=torch.long)
     start = time.perf_counter()
@@ -114,7 +122,7 @@ def encode(
 
 def encode_sharded(
     model: ColBERT,
-    texts: list[str],
+    texts: list[Any],
     is_query: bool,
     batch_size: int = 32,
     precision: str | None = None,

@@ -130,7 +130,7 @@ def evaluate_model(
         add) on rank 0.
     """
     doc_ids = list(data.corpus)
-    texts = [data.corpus[d].full_text for d in doc_ids]
+    texts = [model.document_input(d, data.corpus[d]) for d in doc_ids]
     query_ids = list(data.queries)
     log.info("encoding %d documents", len(texts))
     counts = model.compressor.counts_pruning
@@ -230,7 +230,7 @@ def fit_corpus_statistics(model: ColBERT, corpus: dict[str, Any], batch_size: in
     compressor = model.compressor
     if not (compressor.needs_corpus_idf or compressor.needs_corpus_lengths):
         return
-    texts = [doc.full_text for doc in corpus.values()]
+    texts = [model.document_input(doc_id, doc) for doc_id, doc in corpus.items()]
     token_ids: list[list[int]] = []
     for start in range(0, len(texts), batch_size):
         tok = model.tokenize_documents(texts[start : start + batch_size])

@@ -11,10 +11,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from colcompress.compressors.base import Compressed, Compressor, NoCompression
+from colcompress.data.beir import Doc
 from colcompress.models.backbone import load_backbone
 from colcompress.models.encoder import Encoder
 from colcompress.models.formats import Pretrained, check_format, read_pretrained
 from colcompress.models.scoring import maxsim, maxsim_pairwise
+from colcompress.models.states import TokenStates
 
 NORMALIZATIONS = ("l2", "clip")
 SCORINGS = ("maxsim", "maxsim_relu")
@@ -49,6 +51,13 @@ class Tokenized:
 
 class ColBERT(nn.Module):
     """A late-interaction retriever with a pluggable document compressor.
+
+    Queries and documents are texts through one encoder and one projection.
+    Subclasses encode documents of another modality (:attr:`document_modality`)
+    through their own encoder and projection, keeping this API: the evaluation,
+    indexing and training code turn a corpus :class:`~colcompress.data.beir.Doc`
+    into a model input with :meth:`document_input`, batch inputs with
+    :meth:`tokenize_documents` and encode them with :meth:`encode_documents`.
 
     Parameters
     ----------
@@ -96,6 +105,9 @@ class ColBERT(nn.Module):
         ``hf`` only).
     """
 
+    #: What documents are: ``"text"`` here, another modality in subclasses.
+    document_modality = "text"
+
     def __init__(
         self,
         backbone: str = "minilm",
@@ -131,7 +143,11 @@ class ColBERT(nn.Module):
             pretrained = read_pretrained(format, backbone)
             model, self.tokenizer = load_backbone(str(pretrained.backbone), None, dropout)
             _add_tokens(model, self.tokenizer, pretrained.added_tokens)
-        self.encoder = Encoder(model, record_attention=self.compressor.needs_attention)
+        # the text encoder records attention only when it encodes the documents
+        self.encoder = Encoder(
+            model,
+            record_attention=self.compressor.needs_attention and self.document_modality == "text",
+        )
         hidden = self.encoder.hidden_size
         self.projection = self._projection(hidden, dim, pretrained)
         self.dim = self.projection.out_features
@@ -276,6 +292,22 @@ class ColBERT(nn.Module):
         marker = self.query_marker_id is not None
         return [len(ids) + marker for ids in enc["input_ids"]]
 
+    def document_input(self, doc_id: str, doc: Doc) -> str:
+        """What :meth:`tokenize_documents` takes for a corpus document: its full text.
+
+        Raises
+        ------
+        ValueError
+            The document has media but no text (a text model would index it empty).
+        """
+        if not doc.full_text and doc.media:
+            raise ValueError(
+                f"document {doc_id!r} has no text, only media ({', '.join(map(str, doc.media))}): "
+                f"this model encodes {self.document_modality} documents; choose a model for "
+                "its media (model=vit_minilm for images)"
+            )
+        return doc.full_text
+
     def tokenize_documents(self, texts: list[str], length: int | None = None) -> Tokenized:
         """Tokenise documents (to ``length`` tokens, default ``doc_length``), masking
         punctuation vectors when configured."""
@@ -284,9 +316,35 @@ class ColBERT(nn.Module):
             tok.mask &= ~torch.isin(tok.input_ids, self.skip_ids)
         return tok
 
+    @property
+    def encoders(self) -> tuple[nn.Module, ...]:
+        """The encoders that train as the backbone (each has ``.model``, the HF model)."""
+        return (self.encoder,)
+
+    @property
+    def projections(self) -> tuple[nn.Linear, ...]:
+        """The projections to the shared vector space."""
+        return (self.projection,)
+
+    @property
+    def document_projection(self) -> nn.Linear:
+        """The projection of document token states (the query one for text)."""
+        return self.projection
+
+    def _document_states(
+        self, batch: Tokenized, extra: Tensor | None, output_attentions: bool
+    ) -> TokenStates:
+        """Encode a document batch (with ``extra`` appended tokens) into token states."""
+        return self.encoder(
+            batch.input_ids,
+            batch.attention_mask,
+            extra_embeddings=extra,
+            output_attentions=output_attentions,
+        )
+
     @torch.no_grad()
-    def fit_projection(self, texts: list[str], batch_size: int = 32) -> float:
-        """Initialise the projection from the backbone's own token geometry.
+    def fit_projection(self, texts: list[Any], batch_size: int = 32) -> float:
+        """Initialise the document projection from the encoder's own token geometry.
 
         The rows of the projection become the top-``dim`` right singular vectors
         of the (uncentred) matrix of document token states, so dot products of
@@ -302,10 +360,13 @@ class ColBERT(nn.Module):
         them, and no vector becomes short or dominated (measured: after 170 steps
         81% of NFCorpus token vectors still had a raw norm above 1).
 
+        A model whose documents are not texts has a projection of its own for
+        documents; this fits that one (the query projection keeps its weights).
+
         Parameters
         ----------
-        texts : list of str
-            Sample documents.
+        texts : list
+            Sample documents, as :meth:`document_input` gives them.
         batch_size : int
 
         Returns
@@ -315,11 +376,12 @@ class ColBERT(nn.Module):
         """
         was_training = self.training
         self.eval()
+        projection = self.document_projection
         rows = []
         for start in range(0, len(texts), batch_size):
             batch = self.tokenize_documents(texts[start : start + batch_size])
-            batch = batch.to(self.projection.weight.device)
-            states = self.encoder(batch.input_ids, batch.attention_mask)
+            batch = batch.to(projection.weight.device)
+            states = self._document_states(batch, None, False)
             rows.append(states.hidden[batch.mask].float())
         tokens = torch.cat(rows)
         if tokens.shape[0] < self.dim:
@@ -331,15 +393,14 @@ class ColBERT(nn.Module):
         weight = vh[: self.dim]
         if self.normalize == "clip":
             weight = weight / (tokens @ weight.T).norm(dim=-1).max()
-        self.projection.weight.copy_(weight.to(self.projection.weight.dtype))
+        projection.weight.copy_(weight.to(projection.weight.dtype))
         self.train(was_training)
         energy = singular.square()
         return float(energy[: self.dim].sum() / energy.sum())
 
     # ------------------------------------------------------------------- encode
-    def _project(self, hidden: Tensor) -> Tensor:
-        vectors = self.projection(hidden)
-        return self._normalize(vectors)
+    def _project(self, hidden: Tensor, projection: nn.Linear) -> Tensor:
+        return self._normalize(projection(hidden))
 
     def _normalize(self, vectors: Tensor) -> Tensor:
         if self.normalize == "l2":
@@ -347,27 +408,30 @@ class ColBERT(nn.Module):
         norms = vectors.norm(dim=-1, keepdim=True)
         return vectors / norms.clamp_min(1.0)
 
-    def _encode(self, batch: Tokenized, is_query: bool, compress: bool) -> Compressed:
+    def _encode(self, batch: Any, is_query: bool, compress: bool) -> Compressed:
         compressor = self.compressor
         use = compress and (not is_query or compressor.applies_to_queries)
         use = use and not (self.training and compressor.posthoc)
-        extra = compressor.extra_token_embeddings() if use and not is_query else None
-        states = self.encoder(
-            batch.input_ids,
-            batch.attention_mask,
-            extra_embeddings=extra,
-            output_attentions=use and compressor.needs_attention,
-        )
+        attend = use and compressor.needs_attention
+        if is_query:
+            projection = self.projection
+            states = self.encoder(batch.input_ids, batch.attention_mask, output_attentions=attend)
+        else:
+            projection = self.document_projection
+            extra = compressor.extra_token_embeddings() if use else None
+            states = self._document_states(batch, extra, attend)
         states.mask = batch.mask
         states.is_query = is_query
         if use and compressor.space == "hidden":  # compress Z^(L), then project
             out = compressor(states.hidden, states, states.extra_hidden)
-            return Compressed(self._project(out.vectors), out.mask)
-        vectors = self._project(states.hidden)
+            return Compressed(self._project(out.vectors, projection), out.mask)
+        vectors = self._project(states.hidden, projection)
         if not use:
             return Compressed(vectors, batch.mask)
         extra_vectors = (
-            self._project(states.extra_hidden) if states.extra_hidden is not None else None
+            self._project(states.extra_hidden, projection)
+            if states.extra_hidden is not None
+            else None
         )
         out = compressor(vectors, states, extra_vectors)
         return Compressed(self._normalize(out.vectors), out.mask)

@@ -33,7 +33,7 @@ def last_attention_module(model: PreTrainedModel) -> nn.Module:
     return modules[-1]
 
 
-class _AttentionRecorder:
+class AttentionRecorder:
     """Runs one attention module eagerly and keeps its attention probabilities.
 
     Only that layer pays for materialised ``[B, heads, N, N]`` probabilities; the
@@ -93,7 +93,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.model = model
         self._recorder = (
-            _AttentionRecorder(last_attention_module(model)) if record_attention else None
+            AttentionRecorder(last_attention_module(model)) if record_attention else None
         )
 
     @property

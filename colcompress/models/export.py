@@ -74,11 +74,17 @@ def export_pylate(model: ColBERT, folder: str | os.PathLike) -> Path:
     Raises
     ------
     ValueError
-        When the model's scoring is not PyLate's (``normalize=clip``, ``maxsim_relu``).
+        When the model's scoring is not PyLate's (``normalize=clip``, ``maxsim_relu``)
+        or its documents are not texts (PyLate encodes text).
     FileExistsError
         When ``folder`` holds files.
     """
     folder = Path(folder)
+    if model.document_modality != "text":
+        raise ValueError(
+            f"PyLate encodes text documents; {type(model).__name__} encodes "
+            f"{model.document_modality} documents and has no PyLate equivalent"
+        )
     if model.normalize != "l2" or model.relu:
         raise ValueError(
             "PyLate L2-normalises vectors and scores plain MaxSim: a model with "

@@ -20,7 +20,7 @@ class TrainBatch:
     ----------
     queries : Tokenized
         B queries.
-    docs : Tokenized
+    docs : Tokenized or another document batch of the model
         B * G documents, query b's group at rows ``b*G .. b*G + G - 1``, positive first.
     group_size : int
         G = 1 + hard negatives.
@@ -31,14 +31,14 @@ class TrainBatch:
     """
 
     queries: Tokenized
-    docs: Tokenized
+    docs: Any
     group_size: int
     teacher_scores: Tensor | None = None
     false_negatives: Tensor | None = None
 
 
 class TrainCollator:
-    """Collates ``TrainExample``s (``.query``, ``.docs``, ``.teacher_scores``).
+    """Collates ``TrainExample``s (``.query``, ``.docs``, ``.doc_ids``, ``.teacher_scores``).
 
     Parameters
     ----------
@@ -82,7 +82,12 @@ class TrainCollator:
             )
         group = sizes.pop()
         queries = self.model.tokenize_queries([e.query for e in examples])
-        docs = self.model.tokenize_documents([d for e in examples for d in e.docs], self.doc_length)
+        inputs = [
+            self.model.document_input(doc_id, doc)
+            for e in examples
+            for doc_id, doc in zip(e.doc_ids, e.docs, strict=True)
+        ]
+        docs = self.model.tokenize_documents(inputs, self.doc_length)
         teacher = None
         if examples[0].teacher_scores is not None:
             teacher = torch.tensor([e.teacher_scores for e in examples], dtype=torch.float32)

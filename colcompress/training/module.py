@@ -73,8 +73,9 @@ class RetrievalModule(L.LightningModule):
         gather keeps gradients for the local rows), so the in-batch negative pool
         grows with the number of devices. The identity on one device.
     freeze_layers : int
-        Freeze the backbone's embeddings and its first ``freeze_layers`` layers
-        (:func:`~colcompress.models.backbone.freeze_bottom`); 0 trains them all.
+        Freeze the embeddings and the first ``freeze_layers`` layers of every encoder
+        of the model (:func:`~colcompress.models.backbone.freeze_bottom`; a query and
+        a document encoder alike); 0 trains them all.
     freeze_encoder_steps : int
         Two-stage training: for the first ``freeze_encoder_steps`` optimizer steps
         only the compressor's parameters learn (the backbone and the projection get
@@ -120,13 +121,14 @@ class RetrievalModule(L.LightningModule):
                 type(model.compressor).__name__,
             )
             freeze_encoder_steps = 0
-        freeze_bottom(model.encoder.model, freeze_layers)
+        for encoder in model.encoders:
+            freeze_bottom(encoder.model, freeze_layers)
         self.model = model
         self.freeze_encoder_steps = freeze_encoder_steps
         # the backbone and projection parameters that train once the encoder is unfrozen
         self._encoder_params = [
             p
-            for module in (model.encoder, model.projection)
+            for module in (*model.encoders, *model.projections)
             for p in module.parameters()
             if p.requires_grad
         ]
@@ -216,7 +218,7 @@ class RetrievalModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        backbone = list(self.model.encoder.parameters())
+        backbone = [p for encoder in self.model.encoders for p in encoder.parameters()]
         backbone_ids = {id(p) for p in backbone}
         head = [p for p in self.model.parameters() if id(p) not in backbone_ids]
         groups = [

@@ -257,3 +257,32 @@ def test_beir_recipe_runs_from_a_none_checkpoint_in_debug_size(tmp_path: Path):
     assert results["config"]["tags"] == ["beir_recipe"]
     assert results["config"]["training"]["teacher_ckpt"] == str(ckpt)
     assert 7.5 <= results["index"]["vectors_per_doc"] <= 8.5  # 8 per document on average
+
+
+def test_flickr8k_study_composes_for_image_documents(monkeypatch: pytest.MonkeyPatch):
+    from colcompress.models.image_colbert import ImageColBERT
+    from colcompress.job import build_model
+    from colcompress.validation import validate_config
+    from tests.unit.test_media import FLICKR
+
+    monkeypatch.setenv("COLCOMPRESS_DATA_DIR", str(FLICKR.parent.parent / "beir"))
+    jobs = _jobs("flickr8k")
+    assert sorted(" ".join(job) for job in jobs) == [
+        "compressor=agc budget=32",
+        "compressor=agc budget=5",
+        "compressor=hpool budget=32",
+        "compressor=hpool budget=5",
+    ]
+    for job in [["compressor=none"], *jobs]:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=["experiment=flickr8k", *job])
+        assert cfg.dataset.path.endswith("/../images/flickr8k_1k")
+        assert cfg.dataset.document_split.sizes == {"train": 800, "test": 200}
+        assert list(cfg.evaluation.baselines) == ["random"]
+        assert {"recall@1", "recall@10", "ndcg@10"} <= set(cfg.evaluation.metrics)
+        assert cfg.model.doc_length == 101 and cfg.model.vision_config.image_size == 160
+        if (FLICKR / "corpus.jsonl").is_file():
+            validate_config(cfg)
+    model = build_model(cfg.model, cfg.compressor)  # the last job: agc at budget 32
+    assert isinstance(model, ImageColBERT) and model.vision.num_tokens == 101
+    assert model.compressor.queries.shape == (32, 256)  # the ViT's hidden size

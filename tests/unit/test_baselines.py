@@ -53,3 +53,16 @@ def test_corrupt_cache_is_a_miss_with_a_warning(tmp_path: Path, content: str):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # rewritten: the next read is a clean hit
         assert _ndcg(data, tmp_path) == 0.0
+
+
+def test_random_run_ranks_distinct_documents_reproducibly():
+    from colcompress.evaluation.baselines import random_run
+
+    docs = [f"d{i}" for i in range(10)]
+    run = random_run(["q1", "q2"], docs, k=4)
+    assert run == random_run(["q1", "q2"], docs, k=4)
+    for ranking in run.values():
+        assert len(ranking) == 4 and set(ranking) <= set(docs)
+        assert sorted(ranking.values(), reverse=True) == [4.0, 3.0, 2.0, 1.0]
+    assert list(run["q1"]) != list(run["q2"])  # each query draws its own order
+    assert len(random_run(["q"], docs[:2], k=5)["q"]) == 2

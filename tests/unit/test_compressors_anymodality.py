@@ -499,7 +499,7 @@ def test_hidden_space_compresses_the_backbone_states_then_projects(name):
         )
         states.mask = batch.mask
         pooled = model.compressor(states.hidden, states)  # Z^(L) [B, M, H]
-        projected = model.compressor(model._project(states.hidden), states)
+        projected = model.compressor(model._project(states.hidden, model.projection), states)
         model.compressor.set_space("projected")
         default = model.encode_documents(batch)
     assert pooled.vectors.shape[-1] == 32 and got.vectors.shape[-1] == 16

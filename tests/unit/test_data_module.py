@@ -226,7 +226,7 @@ def test_module_examples(nf_module: RetrievalDataModule) -> None:
         assert isinstance(ex, TrainExample) and ex.teacher_scores is None
         assert len(ex.docs) == len(ex.doc_ids) == 4
         assert ex.query == train.queries[ex.qid]
-        assert ex.docs == [train.corpus[d].full_text for d in ex.doc_ids]
+        assert ex.docs == [train.corpus[d] for d in ex.doc_ids]
         positives = train.positives(ex.qid)
         assert ex.doc_ids[0] in positives
         assert not positives & set(ex.doc_ids[1:]) and len(set(ex.doc_ids)) == 4

@@ -7,6 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from colcompress.data.beir import Doc
 from colcompress.data.datamodule import TrainExample
 from colcompress.job import _teacher
 from colcompress.models.colbert import ColBERT
@@ -24,7 +25,7 @@ TINY = {
 def _example(qid: str, docs: list[str], teacher: list[float] | None = None) -> TrainExample:
     return TrainExample(
         query=f"query {qid}",
-        docs=[f"text of {d}" for d in docs],
+        docs=[Doc("", f"text of {d}") for d in docs],
         teacher_scores=teacher,
         qid=qid,
         doc_ids=docs,
@@ -90,7 +91,11 @@ def test_contrastive_training_lowers_the_loss_on_a_fixed_batch():
     topics = ["vitamin", "cancer", "sleep", "coffee"]
     examples = [
         TrainExample(
-            f"{t} risk", [f"{t} risk study", f"{topics[i - 1]} diet"], None, t, [t, f"n{t}"]
+            f"{t} risk",
+            [Doc("", f"{t} risk study"), Doc("", f"{topics[i - 1]} diet")],
+            None,
+            t,
+            [t, f"n{t}"],
         )
         for i, t in enumerate(topics)
     ]

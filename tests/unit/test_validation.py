@@ -153,3 +153,23 @@ def test_posthoc_compressor_on_a_plain_model_is_allowed(tmp_path: Path):
         OmegaConf.to_container(cfg.compressor, resolve=True),
     )
     validate_config(_cfg("compressor=hpool_posthoc", "train=false", f"init_from={plain}"))
+
+
+FLICKR = DATA_DIR.parent / "images" / "flickr8k_1k"
+IMAGES = ("model=vit_tiny", "dataset=flickr8k", f"dataset.path={FLICKR}")
+
+
+@pytest.mark.skipif(not (FLICKR / "corpus.jsonl").is_file(), reason=f"needs {FLICKR}")
+def test_image_documents_take_the_random_baseline_only():
+    validate_config(_cfg(*IMAGES, "evaluation.baselines=[random]"))
+    text = _problems(*IMAGES, "evaluation.baselines=[bm25,random,dense]", "dataset.eval_split=dev")
+    assert (
+        "evaluation.baselines: ['bm25', 'dense'] read document text, but ImageColBERT "
+        "encodes image documents; use evaluation.baselines=[random]"
+    ) in text
+    assert "dataset.eval_split=dev: no such split in dataset.document_split.sizes" in text
+    assert "training.teacher_zero_shot=true: the zero-shot teacher reads text" in _problems(
+        *IMAGES, "evaluation.baselines=[]", "training.teacher_zero_shot=true"
+    )
+    source = _problems(*IMAGES, "evaluation.baselines=[]", "dataset.document_split.source=all")
+    assert f"dataset.document_split.source=all: no {FLICKR}/qrels/all.tsv" in source

@@ -44,13 +44,14 @@ def read_pretrained(format: str, name: str) -> Pretrained:
 
 
 def model_sizes(model_cfg: Any) -> tuple[int, int]:
-    """The hidden size and vector dimension a model config gives.
+    """The document encoder's hidden size and the vector dimension a model config gives.
 
     Parameters
     ----------
     model_cfg : mapping
         ``colcompress/conf/model/*`` keys: ``backbone``, ``format`` (default ``hf``), ``dim``,
-        ``random_config``.
+        ``random_config``; for image documents ``vision_config`` or
+        ``vision_backbone`` (the document tower, whose hidden size is returned).
 
     Returns
     -------
@@ -62,10 +63,15 @@ def model_sizes(model_cfg: Any) -> tuple[int, int]:
         from transformers import AutoConfig
 
         from colcompress.models.backbone import resolve_backbone
+        from colcompress.models.vision import vision_config
 
         config = AutoConfig.from_pretrained(
             resolve_backbone(model_cfg["backbone"]), **(model_cfg.get("random_config") or {})
         )
-        return int(config.hidden_size), int(model_cfg.get("dim") or config.hidden_size)
+        dim = int(model_cfg.get("dim") or config.hidden_size)
+        tower, folder = model_cfg.get("vision_config"), model_cfg.get("vision_backbone")
+        if tower is not None or folder is not None:
+            return int(vision_config(tower, folder).hidden_size), dim
+        return int(config.hidden_size), dim
     pretrained = read_pretrained(format, model_cfg["backbone"])
     return pretrained.hidden_size, pretrained.dim

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from colcompress.data.beir import DataFormatError, load_beir
 from colcompress.data.splits import split_by_documents
-from tests.conftest import ROOT
+from tests.conftest import CONF
 from tests.unit.test_data_beir import write_beir
 from tests.unit.test_media import FLICKR, needs_flickr
 
@@ -59,7 +59,7 @@ def test_a_query_judging_both_sides_is_refused(tmp_path: Path):
 
 
 def _flickr_module(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             "config",
             overrides=[

@@ -23,7 +23,7 @@ from colcompress.data.media import MediaError
 from colcompress.models.image_colbert import ImageColBERT
 from colcompress.models.images import ImageInput, patch_ids
 from colcompress.job import build_model
-from tests.conftest import ROOT
+from tests.conftest import CONF
 
 TEXT = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}
 CLIP = {
@@ -61,7 +61,7 @@ def clip_model(compressor=None) -> ImageColBERT:
 
 def composed_model(compressor: str):
     """model=vit_tiny (SigLIP, 64 visual tokens) with a conf/compressor file, as run builds it."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=["model=vit_tiny", f"compressor={compressor}"])
     cfg.budget = BUDGET
     torch.manual_seed(0)

@@ -90,6 +90,58 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         raise
 
 
+@contextmanager
+def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary directory next to ``path``; rename it onto ``path`` when
+    the block succeeds, delete it when the block fails.
+
+    Parameters
+    ----------
+    path : path
+        The directory to create.
+    replace : bool
+        Replace an existing ``path``: the old directory is renamed aside, the new one
+        renamed into place, then the old one deleted (or moved back if that rename
+        fails). Without it an existing ``path`` raises before anything is written.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``replace`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not replace:
+        raise FileExistsError(f"{path} exists; remove it or ask to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = make_temp_dir(path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        yield staging
+        _swap_into_place(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(new_dir: Path, target: Path) -> None:
+    """Rename ``new_dir`` onto ``target``, replacing (and then deleting) an old ``target``."""
+    if not target.exists() and not target.is_symlink():
+        os.rename(new_dir, target)
+        return
+    old = make_temp_dir(target.parent, prefix=f".{target.name}.old-")
+    try:
+        os.rename(target, old / target.name)
+    except BaseException:
+        old.rmdir()
+        raise
+    try:
+        os.rename(new_dir, target)
+    except BaseException:
+        os.rename(old / target.name, target)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:

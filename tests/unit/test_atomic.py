@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from colcompress.atomic import (
+    TEMP_NAME,
+    atomic_dir,
     atomic_path,
     make_temp_dir,
     make_temp_file,
@@ -117,3 +119,23 @@ def test_stale_temporaries_of_killed_runs_are_removed(tmp_path):
     assert sorted(removed) == sorted(stale)
     assert not any(p.exists() for p in stale)
     assert live.is_dir() and all(p.exists() for p, _ in kept)
+
+
+def test_atomic_dir_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "collection"
+    with atomic_dir(target) as staging:
+        assert TEMP_NAME.match(staging.name) and not target.exists()
+        (staging / "corpus.jsonl").write_text("{}\n")
+    assert (target / "corpus.jsonl").read_text() == "{}\n"
+    with pytest.raises(FileExistsError, match="collection exists"):
+        with atomic_dir(target):
+            pass
+    with pytest.raises(RuntimeError, match="half-way"):
+        with atomic_dir(target, replace=True) as staging:
+            (staging / "corpus.jsonl").write_text("partial")
+            raise RuntimeError("half-way")
+    assert (target / "corpus.jsonl").read_text() == "{}\n"  # the old one untouched
+    with atomic_dir(target, replace=True) as staging:
+        (staging / "queries.jsonl").write_text("")
+    assert sorted(p.name for p in target.iterdir()) == ["queries.jsonl"]
+    assert [p.name for p in tmp_path.iterdir()] == ["collection"]  # no temporaries left

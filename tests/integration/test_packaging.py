@@ -24,7 +24,12 @@ from packaging.requirements import Requirement
 
 from tests.conftest import CONF, ROOT
 
-COMMANDS = ("colcompress", "colcompress-report", "colcompress-export")
+COMMANDS = (
+    "colcompress",
+    "colcompress-report",
+    "colcompress-export",
+    "colcompress-prepare-media",
+)
 
 
 def _missing_build_requirements() -> list[str]:

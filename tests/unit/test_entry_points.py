@@ -47,6 +47,8 @@ HELP_CALLS = {
     "colcompress-report figure --help": "from colcompress.analysis.cli import main; "
     "main(['figure', '--help'])",
     "colcompress-export --help": "from colcompress.export import main; main(['--help'])",
+    "colcompress-prepare-media --help": "from colcompress.data.prepare_media import main; "
+    "main(['--help'])",
 }
 
 

@@ -146,6 +146,12 @@ def _files(cfg: DictConfig) -> Iterator[str]:
         if value and not Path(value).is_file():
             yield f"{option}={value}: no such file"
     dataset = cfg.dataset
+    if cfg.get("train", True) and dataset.get("train_split") is None:
+        yield (
+            "dataset.train_split=null: the collection is for evaluation only; set train=false "
+            "(with init_from=<checkpoint>, or zero-shot), or train on another dataset and "
+            "evaluate this one through eval_datasets"
+        )
     try:
         names = collection_names(dataset.get("name"), dataset.get("path"))
     except ValueError as err:

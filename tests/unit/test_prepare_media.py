@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from colcompress.data.beir import DataFormatError, load_beir
@@ -22,6 +23,7 @@ from colcompress.data.releases.msrvtt import prepare_msrvtt_1ka
 from colcompress.data.releases.multivent import prepare_multivent2
 from colcompress.data.releases.vidore import prepare_vidore_v2
 from colcompress.data.releases.writer import CollectionWriter
+from tests.conftest import CONF
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
@@ -347,3 +349,50 @@ def test_multivent_bad_inputs_name_the_file(tmp_path: Path):
     with pytest.raises(DataFormatError, match=r"a second file for id 'vidA'"):
         prepare(out, _multivent(files))
     assert_nothing_at(out)
+
+
+# dataset configs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "name"),
+    [("vidore_v2", "esg_reports_v2"), ("msrvtt_1ka", "msrvtt_1ka"), ("multivent2", "multivent2")],
+)
+def test_media_dataset_configs_compose_evaluation_only(config: str, name: str, monkeypatch):
+    monkeypatch.setenv("COLCOMPRESS_DATA_DIR", "/data/beir")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"dataset={config}", "train=false"])
+    assert cfg.dataset.name == name
+    assert cfg.dataset.path == f"/data/beir/{name}"
+    assert cfg.dataset.train_split is None and cfg.dataset.eval_split == "test"
+    assert cfg.dataset._target_ == "colcompress.data.datamodule.RetrievalDataModule"
+
+
+def test_a_prepared_vidore_collection_is_evaluated_with_train_false(tmp_path: Path, monkeypatch):
+    from hydra.utils import instantiate
+
+    from colcompress.validation import ConfigError, validate_config
+
+    prepare(
+        tmp_path / "data" / "biomedical_lectures_v2",
+        lambda w: prepare_vidore_v2(vidore_release(tmp_path / "src"), w),
+    )
+    monkeypatch.setenv("COLCOMPRESS_DATA_DIR", str(tmp_path / "data"))
+    overrides = [
+        "dataset=vidore_v2",
+        "dataset.name=biomedical_lectures_v2",
+        "model=vit_minilm",
+        "evaluation.metrics=[ndcg@5,ndcg@10]",
+        "evaluation.baselines=[random]",
+    ]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, "train=false"])
+        trained = compose("config", overrides=overrides)
+    validate_config(cfg)
+    with pytest.raises(ConfigError, match="dataset.train_split=null: the collection is for"):
+        validate_config(trained)
+    module = instantiate(cfg.dataset, progress=False)
+    module.prepare_data()
+    module.setup("test")
+    assert module.name == "biomedical_lectures_v2" and module.train_data is None
+    assert len(module.eval_data.corpus) == 3 and len(module.eval_data.queries) == 3

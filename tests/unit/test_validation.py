@@ -62,6 +62,7 @@ def test_valid_configurations_pass(overrides: tuple[str, ...]):
         (("optimized_metric=map",), "optimized_metric='map': not one of evaluation.metrics"),
         (("evaluation.baselines=[bm25,splade]",), "evaluation.baselines: unknown ['splade']"),
         (("dataset.eval_split=validation",), "dataset.eval_split=validation: no "),
+        (("dataset.train_split=null",), "dataset.train_split=null: the collection is for"),
         (("dataset.name=absent_but_not_empty",), None),
         (("init_from=/nonexistent/last.ckpt",), "init_from=/nonexistent/last.ckpt: no such file"),
         (("dataset.teacher_scores=/nope.tsv",), "dataset.teacher_scores=/nope.tsv: no such file"),

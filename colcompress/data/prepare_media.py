@@ -60,6 +60,8 @@ def prepare(
         The release is incomplete or malformed (nothing is written).
     FileExistsError
         ``out`` exists and ``replace`` is false.
+    ImportError
+        A reader's optional dependency is missing (pyarrow for ViDoRe).
     """
     with atomic_dir(out, replace=replace) as staging:
         writer = CollectionWriter(staging, media)

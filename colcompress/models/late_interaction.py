@@ -162,7 +162,9 @@ class LateInteraction(nn.Module):
 
     # ------------------------------------------------------------------- encode
     def _project(self, hidden: Tensor, projection: nn.Linear) -> Tensor:
-        return self._normalize(projection(hidden))
+        """Project (in the projection's dtype, e.g. float32 states of a bfloat16
+        backbone) and normalise."""
+        return self._normalize(projection(hidden.to(projection.weight.dtype)))
 
     def _normalize(self, vectors: Tensor) -> Tensor:
         if self.normalize == "l2":

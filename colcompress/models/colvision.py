@@ -31,13 +31,7 @@ from colcompress.models.images import ImageInput
 from colcompress.models.late_interaction import LateInteraction
 from colcompress.models.states import TokenStates
 from colcompress.models.vlm import VLMEncoder, plain_config, set_dropout, weights_dtype
-from colcompress.models.vlm_inputs import (
-    IMAGE_PAD,
-    VIDEO_PAD,
-    VISION_START,
-    VLMBatch,
-    add_vision_tokens,
-)
+from colcompress.models.vlm_inputs import QWEN_VL_TOKENS, VLMBatch, add_media_tokens
 
 KINDS = {
     "colqwen2": (ColQwen2ForRetrieval, ColQwen2Processor),
@@ -46,7 +40,7 @@ KINDS = {
 
 
 def _untrained_colqwen2(options: dict[str, Any], tokenizer: Any) -> tuple[nn.Module, Any]:
-    add_vision_tokens(tokenizer)
+    add_media_tokens(tokenizer, QWEN_VL_TOKENS)
     pixels = {k: options.pop(k) for k in ("min_pixels", "max_pixels") if k in options}
     processor = ColQwen2Processor(
         image_processor=Qwen2VLImageProcessorPil(**pixels), tokenizer=tokenizer
@@ -58,9 +52,9 @@ def _untrained_colqwen2(options: dict[str, Any], tokenizer: Any) -> tuple[nn.Mod
     vlm.update(
         model_type="qwen2_vl",
         text_config=text,
-        image_token_id=ids(IMAGE_PAD),
-        video_token_id=ids(VIDEO_PAD),
-        vision_start_token_id=ids(VISION_START),
+        image_token_id=ids(QWEN_VL_TOKENS.image),
+        video_token_id=ids(QWEN_VL_TOKENS.video),
+        vision_start_token_id=ids(QWEN_VL_TOKENS.vision_start),
     )
     return ColQwen2ForRetrieval(ColQwen2Config(vlm_config=vlm, **options)), processor
 

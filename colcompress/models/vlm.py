@@ -121,7 +121,8 @@ class VLMEncoder(nn.Module):
     Parameters
     ----------
     model : PreTrainedModel
-        A ``Qwen2VLModel``, ``Qwen2_5_VLModel`` or ``PaliGemmaModel``.
+        A ``Qwen2VLModel``, ``Qwen2_5_VLModel``, ``Qwen2_5OmniThinkerModel`` (audio too)
+        or ``PaliGemmaModel``.
     bidirectional : bool
         Every token attends to every real token (with Qwen2-VL models: the
         language model's causal mask is replaced); False keeps the model's own mask
@@ -149,13 +150,15 @@ class VLMEncoder(nn.Module):
     ) -> None:
         super().__init__()
         kind = model.config.model_type
-        if kind not in ("qwen2_vl", "qwen2_5_vl", "paligemma"):
+        if kind not in ("qwen2_vl", "qwen2_5_vl", "qwen2_5_omni_thinker", "paligemma"):
             raise ValueError(
                 f"{type(model).__name__} ({kind}) is not a vision-language model this encoder "
-                "runs: expected Qwen2VLModel, Qwen2_5_VLModel or PaliGemmaModel"
+                "runs: expected Qwen2VLModel, Qwen2_5_VLModel, Qwen2_5OmniThinkerModel or "
+                "PaliGemmaModel"
             )
         self.model = model
         self.paligemma = kind == "paligemma"
+        self.omni = kind == "qwen2_5_omni_thinker"
         self.bidirectional = bidirectional
         self.mrope = mrope and not self.paligemma
         language = model.language_model
@@ -261,14 +264,33 @@ class VLMEncoder(nn.Module):
             if pixels in features:
                 out = model.visual(features[pixels].to(model.visual.dtype), grid_thw=features[grid])
                 embeds = _scatter(embeds, ids == token, out.pooler_output)
+        if "input_features" in features:
+            tower = model.audio_tower
+            out = model.get_audio_features(
+                features["input_features"].to(tower.conv1.weight.dtype),
+                features["feature_attention_mask"],
+            )
+            embeds = _scatter(embeds, ids == config.audio_token_id, out.last_hidden_state)
         return embeds
 
     def _positions(self, batch: VLMBatch) -> Tensor:
-        """Position ids ``[3, B, N]`` (Qwen2-VL) or ``[B, N]`` (PaliGemma, from 1)."""
+        """Position ids ``[3, B, N]`` (Qwen2-VL, Qwen2.5-Omni: its own M-RoPE positions,
+        audio included) or ``[B, N]`` (PaliGemma, from 1)."""
         ids = batch.input_ids
         size, n = ids.shape
+        features = batch.features
+        if self.omni:
+            audio = features.get("feature_attention_mask")
+            positions, _ = self.model.get_rope_index(
+                ids,
+                image_grid_thw=features.get("image_grid_thw"),
+                video_grid_thw=features.get("video_grid_thw"),
+                attention_mask=batch.attention_mask,
+                audio_seqlens=None if audio is None else audio.sum(1),
+                second_per_grids=features.get("second_per_grid_ts"),
+            )
+            return positions
         if self.mrope:
-            features = batch.features
             positions, _ = self.model.get_rope_index(
                 ids,
                 mm_token_type_ids=features["mm_token_type_ids"],

@@ -3,6 +3,7 @@ and ColPali as they are, and every compressor on their token sequences."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from transformers import (
     ColQwen2ForRetrieval,
     ColQwen2Processor,
     Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5OmniConfig,
+    Qwen2_5OmniForConditionalGeneration,
     Qwen2VLImageProcessorPil,
 )
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb
@@ -29,11 +32,20 @@ from colcompress.data.media import load_video_frames
 from colcompress.job import build_model
 from colcompress.models.colvision import ColVision, load_colvision
 from colcompress.models.images import ImageInput
-from colcompress.models.qwen_vl_colbert import QwenVLColBERT, load_qwen_vl, untrained_config
+from colcompress.models.qwen_loading import load_qwen, untrained_config
+from colcompress.models.qwen_vl_colbert import QwenOmniColBERT, QwenVLColBERT
 from colcompress.models.states import TokenStates
-from colcompress.models.vlm_inputs import IMAGE, TEXT, VIDEO, MediaInput, video_patches
+from colcompress.models.vlm_inputs import (
+    AUDIO,
+    IMAGE,
+    TEXT,
+    VIDEO,
+    MediaInput,
+    audio_tokens,
+    video_patches,
+)
 from tests.conftest import CONF
-from tests.unit.test_media import write_video
+from tests.unit.test_media import write_tone, write_video
 
 BUDGET = 3
 QUERIES = ["a dog runs on the grass", "two children play"]
@@ -89,24 +101,51 @@ def documents(images: list[Path], video: Path) -> list[MediaInput]:
     ]
 
 
+@pytest.fixture(scope="module")
+def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One second of a 440 Hz tone, 16 kHz WAV."""
+    path = tmp_path_factory.mktemp("audio") / "tone.wav"
+    write_tone(path, 16000, 1.0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def omni_documents(documents: list[MediaInput], tone: Path) -> list[MediaInput]:
+    """The documents with the video's sound track and an audio-only document."""
+    photo, pages, clip, text = documents
+    return [
+        photo,
+        pages,
+        MediaInput("clip", "a clip", (), clip.video, tone),
+        MediaInput("tone", "", audio=tone),
+        text,
+    ]
+
+
 def _pages(images: list[Path]) -> list[ImageInput]:
     return [ImageInput(f"d{i}", path) for i, path in enumerate(images)]
 
 
-def _inputs(model: str, images: list[Path], documents: list[MediaInput]) -> list:
-    return documents if model == "qwen25vl_tiny" else _pages(images)
+def _inputs(model: str, images: list[Path], documents: list[MediaInput], omni=()) -> list:
+    return {"qwen25vl_tiny": documents, "qwen25omni_tiny": omni}.get(model) or _pages(images)
 
 
-def _vision(model) -> torch.nn.Module:
+def _towers(model) -> list[torch.nn.Module]:
+    """The vision tower and, where the model hears, the audio tower."""
     vlm = model.encoder.model
-    return vlm.visual if hasattr(vlm, "visual") else vlm.vision_tower
+    names = ("visual", "vision_tower", "audio_tower")
+    return [getattr(vlm, name) for name in names if hasattr(vlm, name)]
 
 
-@pytest.mark.parametrize("name", ["qwen25vl_tiny", "colqwen2_tiny", "colpali_tiny"])
+@pytest.mark.parametrize(
+    "name", ["qwen25vl_tiny", "qwen25omni_tiny", "colqwen2_tiny", "colpali_tiny"]
+)
 @pytest.mark.parametrize("compressor", ["none", "hpool", "agc", "memtok", "seqresize", "crisp"])
-def test_every_compressor_runs_on_the_token_sequence(name, compressor, images, documents):
+def test_every_compressor_runs_on_the_token_sequence(
+    name, compressor, images, documents, omni_documents
+):
     model = composed(name, compressor)
-    batch = model.tokenize_documents(_inputs(name, images, documents))
+    batch = model.tokenize_documents(_inputs(name, images, documents, omni_documents))
     lengths = batch.attention_mask.sum(1)
     assert (lengths > BUDGET).all()
     docs = model.encode_documents(batch)
@@ -122,7 +161,8 @@ def test_every_compressor_runs_on_the_token_sequence(name, compressor, images, d
     model.train()
     queries = model.encode_queries(model.tokenize_queries(QUERIES))
     model.score(queries, model.encode_documents(batch)).logsumexp(1).sum().backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in _vision(model).parameters())
+    for tower in _towers(model):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tower.parameters())
     assert model.encoder.model.get_input_embeddings().weight.grad.abs().sum() > 0
     for parameter_name, p in model.compressor.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, parameter_name
@@ -311,13 +351,12 @@ def test_hpool_posthoc_compresses_a_ready_colvision_index(saved, images):
 
 
 def test_a_pretrained_qwen_vl_folder_loads(tmp_path: Path, documents):
-    _, tokenizer, processor = load_qwen_vl(
-        None, model_config("qwen25vl_tiny").random_config, "minilm", 3136, 12544
-    )
+    parts = load_qwen("vl", None, model_config("qwen25vl_tiny").random_config, "minilm", 3136,
+                      12544)  # fmt: skip
     torch.manual_seed(1)
-    config = untrained_config(model_config("qwen25vl_tiny").random_config, tokenizer)
+    config = untrained_config("vl", model_config("qwen25vl_tiny").random_config, parts.tokenizer)
     saved = Qwen2_5_VLForConditionalGeneration(config)  # the hub's layout (+ lm_head)
-    for part in (saved, tokenizer, processor):
+    for part in (saved, parts.tokenizer, parts.image_processor):
         part.save_pretrained(tmp_path)
     model = QwenVLColBERT(
         backbone=str(tmp_path), dim=16, doc_length=64, num_frames=4, video_max_pixels=3136
@@ -333,6 +372,7 @@ def test_sizes_come_from_the_configs():
     assert QwenVLColBERT.config_sizes(model_config("qwen25vl_tiny")) == (32, 16)
     assert ColVision.config_sizes(model_config("colqwen2_tiny")) == (32, 16)
     assert ColVision.config_sizes(model_config("colpali_tiny")) == (32, 16)
+    assert QwenOmniColBERT.config_sizes(model_config("qwen25omni_tiny")) == (32, 16)
 
 
 def test_what_a_model_cannot_encode_is_refused(images, documents):
@@ -360,3 +400,68 @@ def test_what_a_model_cannot_encode_is_refused(images, documents):
     assert composed("colpali_tiny").encoder._recorder is None
     assert ColVision(random_config=model_config("colpali_tiny").random_config, tokenizer="minilm",
                      compressor=agc).encoder._recorder is not None  # fmt: skip
+
+
+def test_audio_becomes_whisper_features_between_audio_tokens(omni_documents):
+    model = composed("qwen25omni_tiny")
+    batch = model.tokenize_documents(omni_documents)
+    features, types = batch.features, batch.features["mm_token_type_ids"]
+    assert features["input_features"].shape == (2, 16, 100)  # 1 s: 100 log-mel frames, 16 mels
+    assert features["feature_attention_mask"].sum(1).tolist() == [100, 100]
+    _, expected = model.encoder.model.audio_tower._get_feat_extract_output_lengths(
+        torch.tensor([100])
+    )
+    assert audio_tokens(100) == int(expected) == 25
+    assert (types == AUDIO).sum(1).tolist() == [0, 0, 25, 25, 0]
+    inputs = model.inputs
+    clip = batch.input_ids[2, : int(batch.attention_mask[2].sum())].tolist()
+    first = clip.index(inputs.audio_id)
+    assert clip[first - 1] == inputs.audio_start_id and clip[first + 25] == inputs.audio_end_id
+    assert (types[2] == VIDEO).sum() > 0  # the video's block comes first
+    with pytest.raises(ValueError, match="document 'tone' has audio .* reads no audio"):
+        composed("qwen25vl_tiny").inputs.documents(omni_documents[3:4], 64)
+
+
+@pytest.mark.parametrize("name", ["qwen25vl_tiny", "qwen25omni_tiny"])
+def test_causal_encoding_is_the_models_own_forward(name, documents, omni_documents):
+    model = composed(name, "none", "model.bidirectional=false")
+    batch = model.tokenize_documents(omni_documents if name == "qwen25omni_tiny" else documents)
+    features = dict(batch.features)
+    if name == "qwen25omni_tiny":  # the thinker's own names
+        features.pop("mm_token_type_ids")
+        features["video_second_per_grid"] = features.pop("second_per_grid_ts")
+    with torch.no_grad():
+        ours = model._document_states(batch, None, False).hidden
+        theirs = model.encoder.model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, **features
+        ).last_hidden_state
+    real = batch.attention_mask.bool()
+    torch.testing.assert_close(ours[real], theirs[real])
+
+
+def test_a_pretrained_qwen_omni_folder_loads_its_thinker(tmp_path: Path, omni_documents):
+    random_config = model_config("qwen25omni_tiny").random_config
+    parts = load_qwen("omni", None, random_config, "minilm", 3136, 12544)
+    torch.manual_seed(1)
+    thinker = untrained_config("omni", random_config, parts.tokenizer)
+    saved = Qwen2_5OmniForConditionalGeneration(
+        Qwen2_5OmniConfig(thinker_config=thinker.to_dict(), enable_audio_output=False)
+    )
+    for part in (saved, parts.tokenizer, parts.image_processor):
+        part.save_pretrained(tmp_path)
+    # the hub's layout: one preprocessor_config.json for images and audio, speaker prompts
+    settings = tmp_path / "preprocessor_config.json"
+    merged = {**json.loads(settings.read_text()), **parts.audio_processor.to_dict()}
+    settings.write_text(json.dumps(merged))
+    torch.save({}, tmp_path / "spk_dict.pt")
+    model = QwenOmniColBERT(backbone=str(tmp_path), dim=16, doc_length=96, num_frames=4,
+                            video_max_pixels=3136).eval()  # fmt: skip
+    loaded = model.encoder.model.language_model.layers[0].mlp.up_proj.weight
+    torch.testing.assert_close(
+        loaded, saved.thinker.model.language_model.layers[0].mlp.up_proj.weight
+    )
+    assert model.inputs.audio_processor.feature_size == 16
+    assert model.inputs.image_processor.size["longest_edge"] == 12544
+    assert QwenOmniColBERT.config_sizes({"backbone": str(tmp_path), "dim": None}) == (32, 32)
+    docs = model.encode_documents(model.tokenize_documents(omni_documents))
+    assert docs.vectors.shape[0] == 5 and torch.isfinite(docs.vectors).all()

@@ -40,6 +40,7 @@ KINDS = {
 
 
 def _untrained_colqwen2(options: dict[str, Any], tokenizer: Any) -> tuple[nn.Module, Any]:
+    """An untrained ColQwen2 and its processor around ``tokenizer`` (vision tokens added)."""
     add_media_tokens(tokenizer, QWEN_VL_TOKENS)
     pixels = {k: options.pop(k) for k in ("min_pixels", "max_pixels") if k in options}
     processor = ColQwen2Processor(
@@ -60,6 +61,7 @@ def _untrained_colqwen2(options: dict[str, Any], tokenizer: Any) -> tuple[nn.Mod
 
 
 def _untrained_colpali(options: dict[str, Any], tokenizer: Any) -> tuple[nn.Module, Any]:
+    """An untrained ColPali and its processor around ``tokenizer`` (which adds ``<image>``)."""
     if tokenizer.bos_token is None:  # ColPali's prompts start with it
         tokenizer.bos_token = tokenizer.cls_token
     vlm = dict(options.pop("vlm_config", {}))

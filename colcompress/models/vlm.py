@@ -1,8 +1,9 @@
 """Vision-language models as encoders: a batch of token sequences with visual tokens ->
 last-layer token states (+ appended tokens, attention).
 
-A vision-language model (Qwen2-VL, Qwen2.5-VL, PaliGemma) encodes a sequence whose
-visual placeholder tokens are replaced by the vision tower's features. Here its
+A vision-language model (Qwen2-VL, Qwen2.5-VL, Qwen2.5-Omni's thinker, PaliGemma)
+encodes a sequence whose placeholder tokens are replaced by the vision tower's (and
+the audio tower's) features. Here its
 language model is run on input embeddings built as the model builds them, so that a
 compressor's learnable tokens can be appended after each sequence's tokens, the
 attention mask can be chosen (bidirectional or causal), and the last layer's
@@ -131,6 +132,7 @@ class VLMEncoder(nn.Module):
         Qwen2-VL models: 3-D rotary positions of the visual tokens (the model's
         ``get_rope_index``); False numbers every token ``0 .. N - 1`` as transformers'
         ``ColQwen2ForRetrieval`` does (it calls the model with embeddings only).
+        Qwen2.5-Omni always takes its own positions, PaliGemma its ``1 .. N``.
     record_attention : bool
         Make the last layer's attention probabilities available
         (``output_attentions=True``); only that layer then runs eager attention.
@@ -245,7 +247,8 @@ class VLMEncoder(nn.Module):
         return out.last_hidden_state
 
     def _embed(self, batch: VLMBatch) -> Tensor:
-        """Token embeddings with the visual features in place of the placeholders."""
+        """Token embeddings with the visual and audio features in place of the
+        placeholders."""
         model, ids, features = self.model, batch.input_ids, batch.features
         config = model.config
         if self.paligemma:
@@ -318,8 +321,8 @@ def _scatter(embeds: Tensor, where: Tensor, features: Tensor) -> Tensor:
     features = features.reshape(-1, embeds.shape[-1])
     if int(where.sum()) != features.shape[0]:
         raise ValueError(
-            f"{int(where.sum())} visual placeholder tokens but {features.shape[0]} visual "
-            "features: the inputs were not built for this model's vision settings"
+            f"{int(where.sum())} placeholder tokens but {features.shape[0]} features of "
+            "their media: the inputs were not built for this model's settings"
         )
     mask = where.unsqueeze(-1).expand_as(embeds)
     return embeds.masked_scatter(mask, features.to(embeds.dtype))

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 from PIL import Image
 from transformers import (
     ColPaliForRetrieval,
@@ -63,7 +64,8 @@ def composed(model: str, compressor: str = "none", *overrides: str, budget: int 
     return build_model(cfg.model, cfg.compressor).eval()
 
 
-def model_config(model: str) -> dict:
+def model_config(model: str) -> DictConfig:
+    """The composed ``model`` group of ``model=<model>``."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"model={model}"])
     return cfg.model
@@ -111,7 +113,7 @@ def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def omni_documents(documents: list[MediaInput], tone: Path) -> list[MediaInput]:
-    """The documents with the video's sound track and an audio-only document."""
+    """The documents, the video with a sound track (a tone), and an audio-only document."""
     photo, pages, clip, text = documents
     return [
         photo,

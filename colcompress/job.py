@@ -34,7 +34,6 @@ from colcompress.evaluation.utilization import UtilizationAnalysis
 from colcompress.hub import set_offline
 from colcompress.logging_setup import close_loggers, finish_failed_run, log_results, make_loggers
 from colcompress.models.colbert import ColBERT
-from colcompress.models.formats import model_sizes
 from colcompress.progress import resolve_progress
 from colcompress.training.collate import TrainCollator
 from colcompress.training.module import RetrievalModule
@@ -66,7 +65,7 @@ def build_model(model_cfg: DictConfig | dict, compressor_cfg: DictConfig | dict)
     model_cfg = OmegaConf.create(model_cfg)
     kwargs = {}
     if get_class(compressor_cfg["_target_"]).needs_hidden_size:
-        kwargs["hidden_size"] = model_sizes(model_cfg)[0]
+        kwargs["hidden_size"] = get_class(model_cfg["_target_"]).config_sizes(model_cfg)[0]
     compressor: Compressor = instantiate(compressor_cfg, **kwargs)
     return instantiate(model_cfg, compressor=compressor)
 

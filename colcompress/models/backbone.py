@@ -98,14 +98,19 @@ def freeze_bottom(model: PreTrainedModel, layers: int) -> None:
     ValueError
         When ``layers`` is out of range or the model's layers cannot be found.
     """
-    total = int(model.config.num_hidden_layers)
+    if layers == 0:
+        return
+    total = getattr(model.config, "num_hidden_layers", None)
+    if total is None:
+        raise ValueError(
+            f"training.freeze_layers: {type(model).__name__} has no num_hidden_layers in its "
+            "config; use 0 for this backbone"
+        )
     if not 0 <= layers <= total:
         raise ValueError(
             f"training.freeze_layers={layers!r}; expected an integer in [0, {total}] "
             f"(the backbone has {total} layers)"
         )
-    if layers == 0:
-        return
     stacks = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == total]
     embeddings = getattr(model, "embeddings", None)
     if len(stacks) != 1 or not isinstance(embeddings, nn.Module):

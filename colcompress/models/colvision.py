@@ -276,13 +276,7 @@ class ColVision(LateInteraction):
         ValueError
             The document has no image, or several.
         """
-        if len(doc.images) != 1:
-            found = f"{len(doc.images)} images" if doc.images else "no image"
-            raise ValueError(
-                f"document {doc_id!r} has {found}: {type(self).__name__} encodes one image "
-                "per document (the corpus field image)"
-            )
-        return ImageInput(doc_id, doc.images[0])
+        return ImageInput.of(doc_id, doc, type(self).__name__)
 
     def tokenize_documents(self, images: list[ImageInput], length: int | None = None) -> VLMBatch:
         """Read the images and run them through the processor.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -71,6 +73,46 @@ class AttentionRecorder:
             self.weights = output[1]
 
 
+@contextmanager
+def recording(
+    recorder: AttentionRecorder | None, wanted: bool, owner: str
+) -> Iterator[Callable[[], Tensor | None]]:
+    """Record the last layer's attention during one forward pass.
+
+    Parameters
+    ----------
+    recorder : AttentionRecorder or None
+        The encoder's recorder (None: built without ``record_attention``).
+    wanted : bool
+        Whether the caller asked for the attention probabilities.
+    owner : str
+        The encoder's class name, for the error.
+
+    Yields
+    ------
+    Callable[[], Tensor or None]
+        Returns the recorded probabilities ``[B, heads, N, N]`` after the pass, or
+        None when they were not asked for. The recorder is reset on leaving.
+
+    Raises
+    ------
+    ValueError
+        Attention asked of an encoder without a recorder.
+    """
+    if wanted and recorder is None:
+        raise ValueError(f"output_attentions needs a {owner} built with record_attention=True")
+    if recorder is None:
+        yield lambda: None
+        return
+    recorder.active = wanted
+    recorder.weights = None
+    try:
+        yield lambda: recorder.weights if wanted else None
+    finally:
+        recorder.active = False
+        recorder.weights = None
+
+
 class Encoder(nn.Module):
     """Runs a transformer backbone and returns its last-layer token states.
 
@@ -126,33 +168,20 @@ class Encoder(nn.Module):
             ``hidden[B, N, H]``; ``extra_hidden[B, T, H]`` and
             ``attentions[B, heads, N + T, N + T]`` when asked for.
         """
-        if output_attentions and self._recorder is None:
-            raise ValueError("output_attentions needs an Encoder built with record_attention=True")
-        if self._recorder is not None:
-            self._recorder.active = output_attentions
-            self._recorder.weights = None
-        try:
-            return self._forward(input_ids, attention_mask, extra_embeddings, output_attentions)
-        finally:
-            if self._recorder is not None:
-                self._recorder.active = False
-                self._recorder.weights = None
-
-    def _attentions(self, wanted: bool) -> Tensor | None:
-        return self._recorder.weights if wanted and self._recorder is not None else None
+        with recording(self._recorder, output_attentions, type(self).__name__) as attentions:
+            return self._forward(input_ids, attention_mask, extra_embeddings, attentions)
 
     def _forward(
         self,
         input_ids: Tensor,
         attention_mask: Tensor,
         extra_embeddings: Tensor | None,
-        output_attentions: bool,
+        attentions: Callable[[], Tensor | None],
     ) -> TokenStates:
         mask = attention_mask.bool()
         if extra_embeddings is None:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-            attentions = self._attentions(output_attentions)
-            return TokenStates(out.last_hidden_state, mask, input_ids, None, attentions)
+            return TokenStates(out.last_hidden_state, mask, input_ids, None, attentions())
         batch, n = input_ids.shape
         t = extra_embeddings.shape[0]
         lengths = mask.sum(1)  # [B]
@@ -172,5 +201,4 @@ class Encoder(nn.Module):
         full_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, t)], dim=1)
         out = self.model(inputs_embeds=inputs, attention_mask=full_mask, position_ids=position_ids)
         hidden = out.last_hidden_state
-        attentions = self._attentions(output_attentions)
-        return TokenStates(hidden[:, :n], mask, input_ids, hidden[:, n:], attentions)
+        return TokenStates(hidden[:, :n], mask, input_ids, hidden[:, n:], attentions())

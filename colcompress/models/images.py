@@ -12,6 +12,7 @@ from PIL import Image
 from torch import Tensor
 
 from colcompress.compressors.hashing import mix
+from colcompress.data.beir import Doc
 
 _MASK31 = 0x7FFFFFFF
 
@@ -28,6 +29,30 @@ class ImageInput:
 
     doc_id: str
     path: Path
+
+    @classmethod
+    def of(cls, doc_id: str, doc: Doc, model: str) -> ImageInput:
+        """The one image of a document, for a model that encodes one image per document.
+
+        Parameters
+        ----------
+        doc_id : str
+        doc : Doc
+        model : str
+            The model's name, for the error.
+
+        Raises
+        ------
+        ValueError
+            The document has no image, or several.
+        """
+        if len(doc.images) != 1:
+            found = f"{len(doc.images)} images" if doc.images else "no image"
+            raise ValueError(
+                f"document {doc_id!r} has {found}: {model} encodes one image "
+                "per document (the corpus field image)"
+            )
+        return cls(doc_id, doc.images[0])
 
 
 @dataclass

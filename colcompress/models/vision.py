@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
-from colcompress.models.encoder import AttentionRecorder, last_attention_module
+from colcompress.models.encoder import AttentionRecorder, last_attention_module, recording
 from colcompress.models.states import TokenStates
 
 #: Modules that only feed a tower's pooled output (never the token states): replaced
@@ -164,22 +164,13 @@ class VisionEncoder(nn.Module):
             ``hidden[B, N, H]`` with an all-True mask; ``extra_hidden[B, T, H]`` and
             ``attentions[B, heads, N + T, N + T]`` when asked for.
         """
-        if output_attentions and self._recorder is None:
-            raise ValueError(
-                "output_attentions needs a VisionEncoder built with record_attention=True"
-            )
-        if self._recorder is not None:
-            self._recorder.active = output_attentions
-            self._recorder.weights = None
-        self._extra = extra_embeddings
-        try:
-            hidden = self.model(pixel_values=pixel_values).last_hidden_state
-            attentions = self._recorder.weights if output_attentions else None
-        finally:
-            self._extra = None
-            if self._recorder is not None:
-                self._recorder.active = False
-                self._recorder.weights = None
+        with recording(self._recorder, output_attentions, type(self).__name__) as recorded:
+            self._extra = extra_embeddings
+            try:
+                hidden = self.model(pixel_values=pixel_values).last_hidden_state
+                attentions = recorded()
+            finally:
+                self._extra = None
         n = self.num_tokens
         if hidden.shape[1] != n + (0 if extra_embeddings is None else extra_embeddings.shape[0]):
             raise ValueError(

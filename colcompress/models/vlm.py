@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from colcompress.models.encoder import AttentionRecorder, last_attention_module
+from colcompress.models.encoder import AttentionRecorder, last_attention_module, recording
 from colcompress.models.states import TokenStates
 from colcompress.models.vlm_inputs import VLMBatch
 
@@ -204,20 +204,9 @@ class VLMEncoder(nn.Module):
             ``hidden[B, N, H]`` with ``batch.mask``; ``extra_hidden[B, T, H]`` and
             ``attentions[B, heads, N + T, N + T]`` when asked for.
         """
-        if output_attentions and self._recorder is None:
-            raise ValueError(
-                "output_attentions needs a VLMEncoder built with record_attention=True"
-            )
-        if self._recorder is not None:
-            self._recorder.active = output_attentions
-            self._recorder.weights = None
-        try:
+        with recording(self._recorder, output_attentions, type(self).__name__) as recorded:
             hidden = self._run(batch, extra_embeddings)
-            attentions = self._recorder.weights if output_attentions else None
-        finally:
-            if self._recorder is not None:
-                self._recorder.active = False
-                self._recorder.weights = None
+            attentions = recorded()
         n = batch.input_ids.shape[1]
         extra = hidden[:, n:] if extra_embeddings is not None else None
         return TokenStates(hidden[:, :n], batch.mask, batch.input_ids, extra, attentions)

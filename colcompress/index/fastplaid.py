@@ -21,7 +21,7 @@ from torch import Tensor
 
 from colcompress.atomic import make_temp_dir
 from colcompress.index.base import Index, SearchResult
-from colcompress.index.flat import validate_documents, validate_queries
+from colcompress.index.checks import validate_documents, validate_queries
 
 SUPPORTED_NBITS = (1, 2, 4, 8)
 IDS_FILE = "ids.json"

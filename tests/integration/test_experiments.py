@@ -260,8 +260,8 @@ def test_beir_recipe_runs_from_a_none_checkpoint_in_debug_size(tmp_path: Path):
 
 
 def test_flickr8k_study_composes_for_image_documents(monkeypatch: pytest.MonkeyPatch):
-    from colcompress.models.image_colbert import ImageColBERT
     from colcompress.job import build_model
+    from colcompress.models.image_colbert import ImageColBERT
     from colcompress.validation import validate_config
     from tests.unit.test_media import FLICKR
 

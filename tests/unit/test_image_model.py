@@ -20,9 +20,9 @@ from colcompress.compressors.memtok import MemTok
 from colcompress.compressors.prune import IDFPruning
 from colcompress.data.beir import Doc
 from colcompress.data.media import MediaError
+from colcompress.job import build_model
 from colcompress.models.image_colbert import ImageColBERT
 from colcompress.models.images import ImageInput, patch_ids
-from colcompress.job import build_model
 from tests.conftest import CONF
 
 TEXT = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2}

@@ -55,3 +55,4 @@ bench: install  ## side-by-side speed, memory and peer benchmarks (not part of `
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_train_step.py --out $(BENCH_OUT)/train_step.json
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_lossless.py --docs 64 --out $(BENCH_OUT)/lossless.json
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_memory.py --docs 128 --out $(BENCH_OUT)/memory.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_scale.py --doc-length 16 --scale 5 --chunk-docs 1024 --out $(BENCH_OUT)/scale.json

@@ -102,6 +102,7 @@ def test_scale(tmp_path: Path):
     small, _, large, large_chunked = rows
     assert large["docs"] == large_chunked["docs"] == 3 * small["docs"]
     assert all(r["peak_rss_mb"] >= r["loaded_rss_mb"] > 0 and r["total_s"] > 0 for r in rows)
+    assert all(0 <= r["encode_mb"] <= r["index_mb"] <= r["evaluation_mb"] for r in rows)
     assert large["vectors"] == large_chunked["vectors"] > small["vectors"]
     assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in rows)
     assert list(tmp_path.glob("tmp*")) == []  # every store and index deleted

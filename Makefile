@@ -43,7 +43,7 @@ clean:
 reproduce-cpu: install  ## every study at CPU scale + the tables of docs/results.md (~8 h)
 	bash experiments/cpu_scale.sh $(OUT)
 
-# Benchmarks (docs/benchmarks.md): every script at a CPU-friendly size, ~25 min on
+# Benchmarks (docs/benchmarks.md): every script at a CPU-friendly size, ~50 min on
 # 2 cores; JSON under benchmarks/results/ (git-ignored).
 BENCH_OUT ?= benchmarks/results
 .PHONY: bench

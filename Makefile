@@ -43,7 +43,7 @@ clean:
 reproduce-cpu: install  ## every study at CPU scale + the tables of docs/results.md (~8 h)
 	bash experiments/cpu_scale.sh $(OUT)
 
-# Benchmarks (docs/benchmarks.md): every script at a CPU-friendly size, ~25 min on
+# Benchmarks (docs/benchmarks.md): every script at a CPU-friendly size, ~50 min on
 # 2 cores; JSON under benchmarks/results/ (git-ignored).
 BENCH_OUT ?= benchmarks/results
 .PHONY: bench
@@ -55,3 +55,4 @@ bench: install  ## side-by-side speed, memory and peer benchmarks (not part of `
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_train_step.py --out $(BENCH_OUT)/train_step.json
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_lossless.py --docs 64 --out $(BENCH_OUT)/lossless.json
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_memory.py --docs 128 --out $(BENCH_OUT)/memory.json
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_scale.py --doc-length 16 --scale 5 --chunk-docs 1024 --out $(BENCH_OUT)/scale.json

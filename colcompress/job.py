@@ -203,6 +203,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         metrics=list(cfg.evaluation.metrics),
         precision=str(cfg.trainer.get("precision")),
         progress=progress,
+        chunk_docs=cfg.evaluation.chunk_docs,
+        keep_vectors=cfg.evaluation.keep_vectors,
     )
     loggers, log_results_artifact = make_loggers(cfg)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if "_target_" in c]

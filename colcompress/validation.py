@@ -99,6 +99,9 @@ def _metrics(cfg: DictConfig) -> Iterator[str]:
     unknown = sorted(set(cfg.evaluation.get("baselines") or []) - set(BASELINES))
     if unknown:
         yield f"evaluation.baselines: unknown {unknown}; choose from {list(BASELINES)}"
+    chunk_docs = cfg.evaluation.get("chunk_docs")
+    if chunk_docs is not None and not _is_count(chunk_docs):
+        yield f"evaluation.chunk_docs={chunk_docs!r}: expected a positive integer (or null)"
 
 
 def _document_modality(cfg: DictConfig) -> Iterator[str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +16,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from colcompress.compressors.base import Compressed
+from colcompress.index.store import VectorStore, VectorStoreWriter
 from colcompress.models.colbert import ColBERT
 
 log = logging.getLogger(__name__)
@@ -25,20 +28,24 @@ class Encoded:
 
     Attributes
     ----------
-    vectors : list of Tensor[m_i, D]
-        float32 on the CPU, padding removed.
+    vectors : list of Tensor[m_i, D], or VectorStore
+        float32 on the CPU, padding removed; a :class:`VectorStore` (float16 on disk,
+        read back as float32) when the corpus was encoded chunk by chunk
+        (:func:`encode_to_store`).
     tokens : Tensor[n]
         Scorable tokens of each item before compression: the vectors the
         uncompressed model keeps (special tokens counted, skipped punctuation not).
     seconds : float
     """
 
-    vectors: list[Tensor]
+    vectors: Sequence[Tensor]
     tokens: Tensor
     seconds: float
 
     @property
     def num_vectors(self) -> int:
+        if isinstance(self.vectors, VectorStore):
+            return self.vectors.num_vectors
         return sum(v.shape[0] for v in self.vectors)
 
 
@@ -175,3 +182,76 @@ def encode_sharded(
         tokens[positions] = shard_tokens
     log.info("%s: gathered %d items from %d ranks", desc, len(texts), world_size)
     return Encoded(vectors, tokens, time.perf_counter() - start)
+
+
+def encode_to_store(
+    model: ColBERT,
+    texts: list[Any],
+    ids: list[str],
+    path: str | Path | None,
+    chunk_docs: int,
+    batch_size: int = 32,
+    precision: str | None = None,
+    desc: str = "encode",
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = False,
+) -> Encoded | None:
+    """Encode documents ``chunk_docs`` at a time into a :class:`VectorStore` at ``path``.
+
+    Each chunk is encoded (split across data-parallel ranks and gathered on rank 0,
+    as :func:`encode_sharded`), written to the store as float16 and dropped, so memory
+    holds one chunk's vectors at a time. Every rank must call it.
+
+    Parameters
+    ----------
+    model : ColBERT
+    texts : list
+        Documents as ``model.document_input`` gives them.
+    ids : list of str
+        Their ids, aligned with ``texts``.
+    path : str, Path or None
+        The store's folder, written by rank 0 (an old store there is replaced); the
+        other ranks ignore it.
+    chunk_docs : int
+        Documents per chunk, >= 1.
+    batch_size, precision, desc, rank, world_size, progress
+        As :func:`encode_sharded`.
+
+    Returns
+    -------
+    Encoded or None
+        On rank 0, ``vectors`` is the finished store (in ``texts`` order) and
+        ``seconds`` includes writing it; None on the other ranks.
+    """
+    if chunk_docs < 1:
+        raise ValueError(f"encode_to_store: chunk_docs={chunk_docs}; expected >= 1")
+    if len(ids) != len(texts):
+        raise ValueError(f"encode_to_store: {len(texts)} documents but {len(ids)} ids")
+    if rank == 0 and path is None:
+        raise ValueError("encode_to_store: rank 0 needs the store's path")
+    start = time.perf_counter()
+    writer = VectorStoreWriter(path) if rank == 0 and path is not None else None
+    tokens: list[Tensor] = []
+    count = math.ceil(len(texts) / chunk_docs)
+    for c, first in enumerate(range(0, len(texts), chunk_docs)):
+        part = encode_sharded(
+            model,
+            texts[first : first + chunk_docs],
+            False,
+            batch_size,
+            precision,
+            f"{desc} {c + 1}/{count}",
+            rank=rank,
+            world_size=world_size,
+            progress=progress,
+        )
+        if writer is not None and part is not None:
+            writer.add(part.vectors, ids[first : first + chunk_docs])
+            tokens.append(part.tokens)
+    if writer is None:
+        return None
+    store = writer.finish()
+    seconds = time.perf_counter() - start
+    log.info("%s: %d documents in %d chunks written to %s", desc, len(texts), count, path)
+    return Encoded(store, torch.cat(tokens), seconds)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ import torch
 
 from colcompress.data.beir import BeirData
 from colcompress.data.conventions import Conventions, auto_query_length
-from colcompress.evaluation.encode import Encoded, encode, encode_sharded
+from colcompress.evaluation.encode import Encoded, encode, encode_sharded, encode_to_store
 from colcompress.evaluation.metrics import (
     DEFAULT_METRICS,
     compute_metrics,
@@ -24,6 +27,7 @@ from colcompress.evaluation.metrics import (
 )
 from colcompress.evaluation.results import run_label, versions, write_json
 from colcompress.index.base import Index
+from colcompress.index.store import VectorStore
 from colcompress.models.colbert import ColBERT
 
 log = logging.getLogger(__name__)
@@ -86,12 +90,20 @@ def evaluate_model(
     world_size: int = 1,
     progress: bool = False,
     ignore_identical_ids: bool = False,
+    chunk_docs: int | None = None,
+    keep_vectors: bool = False,
 ) -> dict[str, Any] | None:
     """Run the full evaluation pass of one model on one split.
 
     Under data parallelism every rank calls it: each encodes its shard of the corpus
     (:func:`encode_sharded`), rank 0 gathers the vectors, builds the index, searches
     and scores; the other ranks return None.
+
+    With ``chunk_docs`` the corpus is encoded that many documents at a time into a
+    :class:`~colcompress.index.store.VectorStore` (float16, in ``output_dir/vectors``
+    or a temporary folder), the index is built from the store
+    (:meth:`Index.build_from_store`) and the analyses read it, so memory does not grow
+    with the corpus; the store is deleted at the end unless ``keep_vectors``.
 
     Parameters
     ----------
@@ -121,6 +133,11 @@ def evaluate_model(
         Drop a retrieved document whose id is the query's before scoring and writing
         the ranking (BEIR's convention on ArguAna and Quora); one more document is
         retrieved so ``top_k`` remain.
+    chunk_docs : int or None
+        Documents per chunk of the on-disk vector store; None keeps every vector in
+        memory.
+    keep_vectors : bool
+        Leave the vector store in place after the pass (with ``chunk_docs``).
 
     Returns
     -------
@@ -136,60 +153,98 @@ def evaluate_model(
     counts = model.compressor.counts_pruning
     if counts:
         model.compressor.reset_counts()
-    docs = encode_sharded(
-        model,
-        texts,
-        False,
-        batch_size,
-        precision,
-        "corpus",
-        rank=rank,
-        world_size=world_size,
-        progress=progress,
-    )
-    if docs is None:
-        return None
-    start = time.perf_counter()
-    index.build(docs.vectors, doc_ids)
-    build_s = time.perf_counter() - start
-    queries = encode(
-        model,
-        [data.queries[q] for q in query_ids],
-        True,
-        batch_size,
-        precision=precision,
-        desc="queries",
-        progress=progress,
-    )
-    start = time.perf_counter()
-    result = index.search(queries.vectors, top_k + ignore_identical_ids)
-    search_s = time.perf_counter() - start
-    run = result.as_run(query_ids)
-    if ignore_identical_ids:
-        run = drop_identical_ids(run, top_k)
-    if output_dir is not None:
-        write_trec_run(run, Path(output_dir) / "run.trec")
-    budget = getattr(model.compressor, "budget", None)
-    out: dict[str, Any] = {
-        "metrics": compute_metrics(data.qrels, run, metrics),
-        "index": index_stats(docs, index, budget),
-        "timings": {
-            "encode_corpus_s": docs.seconds,
-            "encode_ranks": world_size,
-            "docs_per_s": len(texts) / max(docs.seconds, 1e-9),
-            "index_build_s": build_s,
-            "encode_queries_s": queries.seconds,
-            "search_s": search_s,
-            "search_ms_per_query": 1000 * search_s / max(len(query_ids), 1),
-        },
-        "num_queries": len(query_ids),
-        "skipped_queries": len(unjudged_queries(data.qrels)),
-    }
-    if counts:
-        out["index"]["prune_ratio"] = float(model.compressor.prune_ratio)
-    for analysis in analyses or []:
-        out.update(analysis(model, data, docs, queries))
+    with _store_dir(output_dir, chunk_docs is not None and rank == 0, keep_vectors) as store:
+        if chunk_docs is None:
+            docs = encode_sharded(
+                model,
+                texts,
+                False,
+                batch_size,
+                precision,
+                "corpus",
+                rank=rank,
+                world_size=world_size,
+                progress=progress,
+            )
+        else:
+            docs = encode_to_store(
+                model,
+                texts,
+                doc_ids,
+                store,
+                chunk_docs,
+                batch_size,
+                precision,
+                "corpus",
+                rank=rank,
+                world_size=world_size,
+                progress=progress,
+            )
+        if docs is None:
+            return None
+        start = time.perf_counter()
+        if isinstance(docs.vectors, VectorStore):
+            index.build_from_store(docs.vectors)
+        else:
+            index.build(list(docs.vectors), doc_ids)
+        build_s = time.perf_counter() - start
+        queries = encode(
+            model,
+            [data.queries[q] for q in query_ids],
+            True,
+            batch_size,
+            precision=precision,
+            desc="queries",
+            progress=progress,
+        )
+        start = time.perf_counter()
+        result = index.search(queries.vectors, top_k + ignore_identical_ids)
+        search_s = time.perf_counter() - start
+        run = result.as_run(query_ids)
+        if ignore_identical_ids:
+            run = drop_identical_ids(run, top_k)
+        if output_dir is not None:
+            write_trec_run(run, Path(output_dir) / "run.trec")
+        budget = getattr(model.compressor, "budget", None)
+        out: dict[str, Any] = {
+            "metrics": compute_metrics(data.qrels, run, metrics),
+            "index": index_stats(docs, index, budget),
+            "timings": {
+                "encode_corpus_s": docs.seconds,
+                "encode_ranks": world_size,
+                "docs_per_s": len(texts) / max(docs.seconds, 1e-9),
+                "index_build_s": build_s,
+                "encode_queries_s": queries.seconds,
+                "search_s": search_s,
+                "search_ms_per_query": 1000 * search_s / max(len(query_ids), 1),
+            },
+            "num_queries": len(query_ids),
+            "skipped_queries": len(unjudged_queries(data.qrels)),
+        }
+        if counts:
+            out["index"]["prune_ratio"] = float(model.compressor.prune_ratio)
+        for analysis in analyses or []:
+            out.update(analysis(model, data, docs, queries))
     return out
+
+
+@contextmanager
+def _store_dir(output_dir: Path | None, active: bool, keep: bool) -> Iterator[Path | None]:
+    """The folder of the corpus vector store, when ``active``: ``output_dir/vectors``,
+    or a temporary folder without an ``output_dir``; deleted on exit unless ``keep``."""
+    if not active:
+        yield None
+        return
+    path = (
+        Path(output_dir) / "vectors"
+        if output_dir is not None
+        else Path(tempfile.mkdtemp(prefix="colcompress-vectors-"))
+    )
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass

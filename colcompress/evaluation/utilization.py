@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from colcompress.evaluation.plots import plot_similarity, plot_strength
+from colcompress.index.store import VectorStore
 from colcompress.padding import pad_stack
 
 if TYPE_CHECKING:
@@ -540,9 +541,10 @@ def utilization_from_vectors(
     query_vectors : sequence of Tensor[l_q, D]
         Encoded queries, padding removed.
     doc_vectors : sequence of Tensor[m_d, D]
-        Exactly the vectors handed to ``Index.build`` (pre-quantisation); the row
-        index is the position. The whole list is the index: its total row count is
-        the denominator of index usage.
+        Exactly the vectors handed to ``Index.build`` (pre-quantisation), or the
+        :class:`~colcompress.index.store.VectorStore` the index was built from (read a
+        document at a time); the row index is the position. The whole sequence is the
+        index: its total row count is the denominator of index usage.
     pairs : iterable of (query index, document index)
         Relevant pairs (qrels > 0), indices into the two sequences.
     num_positions, similarity_positions, relu
@@ -577,7 +579,11 @@ def utilization_from_vectors(
             [doc_vectors[i].to(device) for i in order[start : start + batch_size]]
         )
         acc.update_documents(d, d_mask)
-    return acc.compute(total_indexed_vectors=sum(v.shape[0] for v in doc_vectors))
+    if isinstance(doc_vectors, VectorStore):
+        total = doc_vectors.num_vectors
+    else:
+        total = sum(v.shape[0] for v in doc_vectors)
+    return acc.compute(total_indexed_vectors=total)
 
 
 class UtilizationAnalysis:

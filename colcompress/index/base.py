@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from colcompress.index.store import VectorStore
+
 
 @dataclass
 class SearchResult:
@@ -56,6 +58,24 @@ class Index(ABC):
         ids : list of str
             Document ids aligned with ``doc_vectors``; must be unique.
         """
+
+    def build_from_store(self, store: VectorStore) -> None:
+        """Index the documents of a store, holding a bounded part of them in memory.
+
+        Parameters
+        ----------
+        store : VectorStore
+            Documents and ids in store order (float16 vectors on disk).
+
+        Raises
+        ------
+        NotImplementedError
+            For an index that can only build from vectors in memory.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot build from a vector store; "
+            "give it the vectors in memory (build)"
+        )
 
     @abstractmethod
     def search(self, queries: list[Tensor], k: int) -> SearchResult:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +23,8 @@ from torch import Tensor
 
 from colcompress.atomic import make_temp_dir
 from colcompress.index.base import Index, SearchResult
-from colcompress.index.flat import validate_documents, validate_queries
+from colcompress.index.checks import validate_documents, validate_queries
+from colcompress.index.store import VectorStore
 
 SUPPORTED_NBITS = (1, 2, 4, 8)
 IDS_FILE = "ids.json"
@@ -65,6 +68,21 @@ def _partitions(count: int) -> Iterator[None]:
             yield
         finally:
             fast_plaid_module.compute_kmeans = original
+
+
+@contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """Leave the objects that exist now out of garbage collections until the block ends.
+
+    fast-plaid calls ``gc.collect()`` about ten times per ``update``, and each walks every
+    object of the process: in a training run that measured seconds per update. Frozen
+    objects are skipped, so those collections only walk what the build creates.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _dir_bytes(path: Path) -> int:
@@ -249,31 +267,103 @@ class FastPlaidIndex(Index):
             Unique document ids aligned with ``doc_vectors``.
         """
         validate_documents(doc_vectors, ids, "FastPlaidIndex.build")
-        _check_nbits(self.nbits)
-        target = self.index_dir
-        if target.exists() and not target.is_dir():
-            raise NotADirectoryError(
-                f"FastPlaidIndex.build: {target} exists and is not a directory"
-            )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = make_temp_dir(target.parent, prefix=f".{target.name}.tmp-")
         total = sum(int(d.shape[0]) for d in doc_vectors)
-        try:
-            engine = fast_plaid_search.FastPlaid(index=str(staging), device=self.device)
+
+        def fill(engine: fast_plaid_search.FastPlaid) -> list[str]:
             with _partitions(num_partitions(total, self.partition_factor)):
                 engine.create(
                     documents_embeddings=[d.detach().to("cpu", torch.float32) for d in doc_vectors],
-                    kmeans_niters=self.kmeans_niters,
-                    nbits=self.nbits,
                     n_samples_kmeans=self.n_samples_kmeans,
-                    batch_size=self.batch_size,
-                    seed=self.seed,
-                    # Never keep a raw copy of the embeddings (fast-plaid's rebuild-on-update
-                    # cache): this index is rebuilt, not updated, and size_bytes counts files.
-                    start_from_scratch=0,
+                    **self._create_options(),
                 )
+            return list(ids)
+
+        self._build_with(fill, "FastPlaidIndex.build")
+
+    def build_from_store(self, store: VectorStore) -> None:
+        """Build the index from a store, one chunk in memory at a time.
+
+        fast-plaid computes its centroids from the documents ``create`` gets, so
+        ``create`` is given a seeded random sample of the whole store (fast-plaid's own
+        sample size, or ``n_samples_kmeans``, capped at the largest chunk's document
+        count), with as many centroids as :meth:`build` would use for the whole store;
+        the other documents of each chunk are then added with fast-plaid's ``update``
+        (which adds a centroid where a document's vectors lie far from every centroid).
+        Documents go in as float16 views of the store's chunks, never copied to
+        float32 as a whole. The index's document order (``ids.json``) is the sample,
+        then the rest in store order.
+
+        Parameters
+        ----------
+        store : VectorStore
+        """
+        sample = self._kmeans_sample(store)
+
+        def fill(engine: fast_plaid_search.FastPlaid) -> list[str]:
+            with _partitions(num_partitions(store.num_vectors, self.partition_factor)):
+                engine.create(
+                    documents_embeddings=store.gather(sample),
+                    n_samples_kmeans=len(sample),  # all of it
+                    **self._create_options(),
+                )
+            order = list(sample)
+            chosen = set(sample)
+            for c in range(store.num_chunks):
+                span = store.chunk_range(c)
+                rest = [i for i in span if i not in chosen]
+                if not rest:
+                    continue
+                views = store.chunk(c)
+                engine.update(
+                    documents_embeddings=[views[i - span.start] for i in rest],
+                    batch_size=self.batch_size,
+                    kmeans_niters=self.kmeans_niters,
+                    seed=self.seed,
+                    start_from_scratch=0,  # never rebuild from a raw copy (there is none)
+                    buffer_size=1,  # every update places its documents at once, no buffer
+                )
+                del views
+                order.extend(rest)
+            return [store.ids[i] for i in order]
+
+        self._build_with(fill, "FastPlaidIndex.build_from_store")
+
+    def _kmeans_sample(self, store: VectorStore) -> list[int]:
+        """Store positions of the documents ``create`` gets, ascending (seeded)."""
+        n = len(store)
+        size = self.n_samples_kmeans or 1 + int(16 * math.sqrt(120 * n))
+        size = min(size, n, max(len(store.chunk_range(c)) for c in range(store.num_chunks)))
+        generator = torch.Generator().manual_seed(self.seed)
+        return sorted(torch.randperm(n, generator=generator)[:size].tolist())
+
+    def _create_options(self) -> dict[str, Any]:
+        return {
+            "kmeans_niters": self.kmeans_niters,
+            "nbits": self.nbits,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            # Never keep a raw copy of the embeddings (fast-plaid's rebuild-on-update
+            # cache): size_bytes counts files, and a store build must stay bounded.
+            "start_from_scratch": 0,
+        }
+
+    def _build_with(
+        self, fill: Callable[[fast_plaid_search.FastPlaid], list[str]], where: str
+    ) -> None:
+        """Run ``fill`` (which creates the index and returns its ids in index order) on
+        an engine in a temporary sibling directory, then move that to ``index_dir``."""
+        _check_nbits(self.nbits)
+        target = self.index_dir
+        if target.exists() and not target.is_dir():
+            raise NotADirectoryError(f"{where}: {target} exists and is not a directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = make_temp_dir(target.parent, prefix=f".{target.name}.tmp-")
+        try:
+            engine = fast_plaid_search.FastPlaid(index=str(staging), device=self.device)
+            with _gc_frozen():
+                ids = fill(engine)
             engine.close()
-            (staging / IDS_FILE).write_text(json.dumps(list(ids)))
+            (staging / IDS_FILE).write_text(json.dumps(ids))
             _swap_into_place(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

@@ -88,3 +88,21 @@ def test_memory(tmp_path: Path):
     none, hpool = rows
     assert none["peak_rss_mb"] >= none["model_rss_mb"] > 0
     assert hpool["index_bytes_per_doc"] < none["index_bytes_per_doc"]
+
+
+@pytest.mark.slow
+def test_scale(tmp_path: Path):
+    rows = bench(tmp_path, "bench_scale", "--workdir", str(tmp_path))["rows"]
+    assert [(r["corpus"], r["mode"]) for r in rows] == [
+        ("nfcorpus", "in memory"),
+        ("nfcorpus", "chunked"),
+        ("nfcorpus x3", "in memory"),
+        ("nfcorpus x3", "chunked"),
+    ]
+    small, _, large, large_chunked = rows
+    assert large["docs"] == large_chunked["docs"] == 3 * small["docs"]
+    assert all(r["peak_rss_mb"] >= r["loaded_rss_mb"] > 0 and r["total_s"] > 0 for r in rows)
+    assert all(0 <= r["encode_mb"] <= r["index_mb"] <= r["evaluation_mb"] for r in rows)
+    assert large["vectors"] == large_chunked["vectors"] > small["vectors"]
+    assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in rows)
+    assert list(tmp_path.glob("tmp*")) == []  # every store and index deleted

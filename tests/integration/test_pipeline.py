@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from colcompress.index.store import VectorStore
 from tests.conftest import ROOT
 from tests.integration.helpers import colcompress, load_results, run_env
 
@@ -60,6 +61,34 @@ def test_debug_run_trains_indexes_and_evaluates(tmp_path: Path):
     assert "| colcompress (none) |" in proc.stdout
     # checkpoints are there and rebuild the model for post-hoc evaluation
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_chunked_evaluation_builds_fastplaid_from_the_vector_store(tmp_path: Path):
+    """evaluation.chunk_docs=64: the debug documents go to disk 64 at a time, the
+    FastPlaid index is built from them, and the run scores as usual."""
+    colcompress(
+        tmp_path,
+        "debug=default",
+        "train=false",
+        "evaluation.chunk_docs=64",
+        "evaluation.keep_vectors=true",
+        "evaluation.baselines=[]",
+        "logger=none",
+    )
+    results = load_results(tmp_path)
+    run_dir = Path(results["output_dir"])
+    assert all(_finite_unit(results["metrics"][m]) for m in METRICS)
+    assert results["config"]["evaluation"]["chunk_docs"] == 64
+    assert results["config"]["index"]["_target_"].endswith("FastPlaidIndex")
+    store = VectorStore.open(run_dir / "vectors")
+    assert len(store) == results["index"]["num_docs"] > 200
+    assert store.num_chunks == -(-len(store) // 64)
+    index = results["index"]
+    assert index["num_vectors"] == store.num_vectors
+    assert results["utilization"]["total_indexed_vectors"] == store.num_vectors
+    assert index["index_bytes"] > 0 and (run_dir / "index" / "ids.json").is_file()
+    assert sorted(json.loads((run_dir / "index" / "ids.json").read_text())) == sorted(store.ids)
 
 
 @pytest.mark.slow

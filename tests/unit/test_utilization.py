@@ -20,6 +20,7 @@ from colcompress.evaluation.utilization import (
     gini,
     utilization_from_vectors,
 )
+from colcompress.index.store import VectorStoreWriter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -339,6 +340,24 @@ def test_utilization_from_vectors_and_evaluator_hook(tmp_path):
     _assert_png(tmp_path / "utilization_similarity.png")
     sample = utilization_from_vectors(queries, docs, pairs, similarity_sample=2)
     assert sample.similarity_documents == 2
+
+
+def test_utilization_from_a_vector_store_equals_its_vectors_in_memory(tmp_path):
+    """Read a document at a time from a store of 3 chunks (pairs jump between chunks),
+    the statistics are those of the same float16-rounded vectors in memory."""
+    gen = torch.Generator().manual_seed(6)
+    docs = [torch.randn(int(m), 4, generator=gen) for m in torch.randint(1, 6, (9,), generator=gen)]
+    queries = [torch.randn(3, 4, generator=gen) for _ in range(4)]
+    pairs = [(0, 8), (1, 0), (1, 4), (2, 7), (3, 1), (3, 8)]
+    writer = VectorStoreWriter(tmp_path / "store")
+    for start in range(0, 9, 4):
+        writer.add(docs[start : start + 4], [f"d{i}" for i in range(start, min(start + 4, 9))])
+    store = writer.finish()
+    options = {"similarity_positions": 3, "similarity_sample": 5, "batch_size": 2}
+    got = utilization_from_vectors(queries, store, pairs, **options)
+    want = utilization_from_vectors(queries, [d.half().float() for d in docs], pairs, **options)
+    assert got.to_dict() == want.to_dict()
+    assert got.total_indexed_vectors == store.num_vectors
 
 
 # ----------------------------------------------------------------------------- plots

@@ -38,6 +38,7 @@ def _problems(*overrides: str) -> str:
         ("compressor=none", "budget=null"),
         ("index.nbits=1", "evaluation.metrics=[map,ndcg@5,hits@10-l2]"),
         ("dataset=scifact",),
+        ("evaluation.chunk_docs=512",),
     ],
 )
 def test_valid_configurations_pass(overrides: tuple[str, ...]):
@@ -61,6 +62,7 @@ def test_valid_configurations_pass(overrides: tuple[str, ...]):
         (("evaluation.metrics=[recall@x]",), "unknown metric 'recall@x'"),
         (("optimized_metric=map",), "optimized_metric='map': not one of evaluation.metrics"),
         (("evaluation.baselines=[bm25,splade]",), "evaluation.baselines: unknown ['splade']"),
+        (("evaluation.chunk_docs=0",), "evaluation.chunk_docs=0: expected a positive integer"),
         (("dataset.eval_split=validation",), "dataset.eval_split=validation: no "),
         (("dataset.train_split=null",), "dataset.train_split=null: the collection is for"),
         (("dataset.name=absent_but_not_empty",), None),

@@ -116,14 +116,18 @@ def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]
     staging = make_temp_dir(path.parent, prefix=f".{path.name}.tmp-")
     try:
         yield staging
-        _swap_into_place(staging, path)
+        swap_into_place(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _swap_into_place(new_dir: Path, target: Path) -> None:
-    """Rename ``new_dir`` onto ``target``, replacing (and then deleting) an old ``target``."""
+def swap_into_place(new_dir: Path, target: Path) -> None:
+    """Rename the finished folder ``new_dir`` onto ``target``, replacing any old one.
+
+    The old ``target`` is first renamed aside and deleted only once ``new_dir`` is in
+    place; if the final rename fails the old one is moved back.
+    """
     if not target.exists() and not target.is_symlink():
         os.rename(new_dir, target)
         return

@@ -21,7 +21,7 @@ from fast_plaid import search as fast_plaid_search
 from fast_plaid.search import fast_plaid as fast_plaid_module
 from torch import Tensor
 
-from colcompress.atomic import make_temp_dir
+from colcompress.atomic import make_temp_dir, swap_into_place
 from colcompress.index.base import Index, SearchResult
 from colcompress.index.checks import validate_documents, validate_queries
 from colcompress.index.store import VectorStore
@@ -88,30 +88,6 @@ def _gc_frozen() -> Iterator[None]:
 def _dir_bytes(path: Path) -> int:
     """Total size of the regular files under ``path``."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def _swap_into_place(new_dir: Path, target: Path) -> None:
-    """Move a finished index directory to ``target``, replacing any old one.
-
-    The old directory is first renamed aside and deleted only once ``new_dir`` is in
-    place; if the final rename fails the old directory is moved back.
-    """
-    if not target.exists():
-        os.rename(new_dir, target)
-        return
-    old = make_temp_dir(target.parent, prefix=f".{target.name}.old-")
-    try:
-        os.rename(target, old / target.name)
-    except BaseException:
-        old.rmdir()
-        raise
-    try:
-        os.rename(new_dir, target)
-    except BaseException:
-        os.rename(old / target.name, target)
-        shutil.rmtree(old, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 class FastPlaidIndex(Index):
@@ -364,7 +340,7 @@ class FastPlaidIndex(Index):
                 ids = fill(engine)
             engine.close()
             (staging / IDS_FILE).write_text(json.dumps(ids))
-            _swap_into_place(staging, target)
+            swap_into_place(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -22,7 +22,11 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
 # settings an experiment leaves to the command line (???)
-REQUIRED = {"beir_recipe": ["none_ckpt=logs/none/checkpoints/last.ckpt"]}
+REQUIRED = {
+    "beir_recipe": ["none_ckpt=logs/none/checkpoints/last.ckpt"],
+    "msrvtt_1ka": ["init_from=ckpt/none.ckpt"],
+    "multivent2": ["init_from=ckpt/none.ckpt"],
+}
 
 
 def _jobs(name: str) -> list[list[str]]:
@@ -67,7 +71,8 @@ def test_every_experiment_job_composes(name: str):
         training = OmegaConf.to_container(cfg.training, resolve=True)
         setting = tuple(o for o in overrides if not o.startswith("dataset"))
         signatures[setting] = json.dumps(
-            [compressor, training, cfg.budget, cfg.test_budget, cfg.model.scoring], sort_keys=True
+            [compressor, training, cfg.budget, cfg.test_budget, cfg.model.get("scoring")],
+            sort_keys=True,
         )
         if set(compressor) - {"_target_"}:  # parameters and their values are accepted
             cls = get_class(cfg.compressor._target_)

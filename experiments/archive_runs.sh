@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Keep what the tables are built from: for every finished run below OUT/STAGE, its
 # results.json (metrics, index sizes, utilization, the resolved config) and its ranking
-# gzipped (run.trec.gz, for the report's significance tests), in DEST/STAGE/<job>.
+# gzipped (run.trec.gz, and <collection>/run.trec.gz of a run evaluated on several
+# collections; for the report's significance tests), in DEST/STAGE/<job>.
 # Checkpoints and indexes are not kept. The report and the utilization tools read the
 # copies as they read run directories:
 #
@@ -22,10 +23,13 @@ for stage in "$@"; do
     target=$DEST/${run_dir#"$OUT"/}
     mkdir -p "$target"
     cp "$results" "$target/results.json.tmp" && mv "$target/results.json.tmp" "$target/results.json"
-    if [[ -f $run_dir/run.trec ]]; then
-      gzip -9 -n -c "$run_dir/run.trec" > "$target/run.trec.gz.tmp"
-      mv "$target/run.trec.gz.tmp" "$target/run.trec.gz"
-    fi
+    # the ranking, and each collection's ranking of a run evaluated on several
+    while IFS= read -r -d '' trec; do
+      rel=${trec#"$run_dir"/}
+      mkdir -p "$(dirname "$target/$rel")"
+      gzip -9 -n -c "$trec" > "$target/$rel.gz.tmp"
+      mv "$target/$rel.gz.tmp" "$target/$rel.gz"
+    done < <(find "$run_dir" -maxdepth 2 -name run.trec -print0)
     found=$((found + 1))
   done < <(find "$OUT/$stage" -name results.json -print0)
   echo "$stage: $found run(s) -> $DEST/$stage"

@@ -21,6 +21,8 @@ report $R/beir_nfcorpus_agc $R/agc_ablation $R/beir_nfcorpus_none $ORDER \
   --metric ndcg@10,recall@10 --out $T/agc_ablation
 report $R/beir_nfcorpus_agc $R/agc_ablation $R/beir_nfcorpus_none $ORDER \
   --metric ndcg@10 --baseline agc@32 --out $T/agc_ablation --name vs_agc
+report $R/cross_collection $R/cross_collection_distilled --metric ndcg@10,recall@10 \
+  --baseline "multivector (ref)" --out $T/cross_collection
 TRANSFER=($R/transfer_{agc,hpool,hpool_posthoc} $R/posthoc_hpool $R/train_budget_agc
   $R/beir_nfcorpus_{agc,hpool,none})
 report --budget-columns "${TRANSFER[@]}" $ORDER --metric ndcg@10,recall@10 --out $T/transfer_budget

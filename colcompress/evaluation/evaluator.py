@@ -154,32 +154,18 @@ def evaluate_model(
     if counts:
         model.compressor.reset_counts()
     with _store_dir(output_dir, chunk_docs is not None and rank == 0, keep_vectors) as store:
+        encoding = {
+            "batch_size": batch_size,
+            "precision": precision,
+            "desc": "corpus",
+            "rank": rank,
+            "world_size": world_size,
+            "progress": progress,
+        }
         if chunk_docs is None:
-            docs = encode_sharded(
-                model,
-                texts,
-                False,
-                batch_size,
-                precision,
-                "corpus",
-                rank=rank,
-                world_size=world_size,
-                progress=progress,
-            )
+            docs = encode_sharded(model, texts, False, **encoding)
         else:
-            docs = encode_to_store(
-                model,
-                texts,
-                doc_ids,
-                store,
-                chunk_docs,
-                batch_size,
-                precision,
-                "corpus",
-                rank=rank,
-                world_size=world_size,
-                progress=progress,
-            )
+            docs = encode_to_store(model, texts, doc_ids, store, chunk_docs, **encoding)
         if docs is None:
             return None
         start = time.perf_counter()

@@ -5,6 +5,7 @@
     colcompress-report RUN_OR_SWEEP_DIRS... [--metric ndcg@10,recall@10] [--out DIR]
     colcompress-report correlate RUN_DIRS... [--metrics ndcg@10 recall@10] --out DIR
     colcompress-report figure RUN_DIRS... --out utilization.png
+    colcompress-report patch-grid IMAGE_RUN_DIRS... --out patch_grid.png
 
 ``python -m colcompress.report`` is the same command. The modules that read runs
 (ranx, matplotlib, torch through the utilization statistics) are imported once the
@@ -27,7 +28,7 @@ def _table_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Tables (Markdown, CSV, LaTeX) from colcompress run directories; "
-        f"'{PROG} correlate|figure -h' for the utilization analysis.",
+        f"'{PROG} correlate|figure|patch-grid -h' for the utilization analysis.",
     )
     parser.add_argument("paths", nargs="+", help="run dirs, sweep dirs or results.json files")
     add = parser.add_argument
@@ -63,6 +64,11 @@ def _utilization_parser() -> argparse.ArgumentParser:
     fig = sub.add_parser("figure", help="strength bars over similarity heatmaps, one column/run")
     fig.add_argument("run_dirs", nargs="+", type=Path, help="run dirs with results.json")
     fig.add_argument("--out", type=Path, default=Path("utilization.png"), help="PNG path")
+    grid = sub.add_parser(
+        "patch-grid", help="strength over the patch grid of uncompressed image runs, one panel/run"
+    )
+    grid.add_argument("run_dirs", nargs="+", type=Path, help="run dirs with results.json")
+    grid.add_argument("--out", type=Path, default=Path("patch_grid.png"), help="PNG path")
     return parser
 
 
@@ -109,7 +115,7 @@ def _tables(argv: list[str]) -> int:
 def _utilization(argv: list[str]) -> int:
     args = _utilization_parser().parse_args(argv)
     from colcompress.analysis.correlation import correlate, short_labels, write_correlation
-    from colcompress.analysis.plots import plot_utilization_grid
+    from colcompress.analysis.plots import plot_patch_grid, plot_utilization_grid
     from colcompress.analysis.records import AnalysisError, RunRecord
 
     try:
@@ -118,6 +124,8 @@ def _utilization(argv: list[str]) -> int:
             table = correlate(runs, args.metrics)
             print(table.to_markdown() + "\n\n" + table.runs_markdown())
             written = write_correlation(table, args.out)
+        elif args.command == "patch-grid":
+            written = [plot_patch_grid(dict(zip(short_labels(runs), runs)), args.out)]
         else:
             stats = {label: r.utilization for label, r in zip(short_labels(runs), runs)}
             written = [plot_utilization_grid(stats, args.out)]
@@ -132,6 +140,6 @@ def _utilization(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; 0 on success, 1 when nothing was reported, 2 on refusal."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in ("correlate", "figure"):
+    if argv and argv[0] in ("correlate", "figure", "patch-grid"):
         return _utilization(argv)
     return _tables(argv)

@@ -46,6 +46,8 @@ HELP_CALLS = {
     "main(['correlate', '--help'])",
     "colcompress-report figure --help": "from colcompress.analysis.cli import main; "
     "main(['figure', '--help'])",
+    "colcompress-report patch-grid --help": "from colcompress.analysis.cli import main; "
+    "main(['patch-grid', '--help'])",
     "colcompress-export --help": "from colcompress.export import main; main(['--help'])",
     "colcompress-prepare-media --help": "from colcompress.data.prepare_media import main; "
     "main(['--help'])",

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from colcompress.analysis import render
-from colcompress.analysis.stat_tests import TESTS
 
 PROG = "colcompress-report"
 
@@ -33,7 +32,7 @@ def _table_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--metric", action="append", help="metric(s) to tabulate, comma-separated (ndcg@10)")
     add("--baseline", default="none", help="row label of the 100%% reference (default: none)")
-    add("--test", choices=sorted(TESTS), default="t-test")
+    add("--test", choices=sorted(render.TESTS), default="t-test")
     add("--alpha", type=float, default=0.05, help="significance level (0.05)")
     add("--permutations", type=int, default=1000, help="Fisher test permutations")
     add("--seed", type=int, default=42, help="Fisher test seed")

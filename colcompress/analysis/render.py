@@ -8,13 +8,14 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colcompress.analysis.stat_tests import TEST_NAMES
 from colcompress.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from colcompress.analysis.tables import Cell, Report
 
 FORMATS = ("md", "csv", "tex")
+TESTS = {"t-test": "student", "fisher": "fisher"}  # the paired tests: CLI name -> ranx stat_test
+TEST_NAMES = {"t-test": "paired t-test", "fisher": "Fisher's randomization test"}
 MARK = "†"
 CSV_COLUMNS = (
     "row kind method dataset column budget train_budget metric value pct_of_baseline p_value "

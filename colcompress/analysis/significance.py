@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from colcompress.analysis.records import AnalysisError, RunRecord
-from colcompress.analysis.stat_tests import TESTS
+from colcompress.analysis.render import TESTS
 from colcompress.data.beir import load_beir, slice_beir
 from colcompress.evaluation.metrics import ranx_lock, ranx_qrels, ranx_run
 

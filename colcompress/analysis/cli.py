@@ -108,8 +108,9 @@ def _tables(argv: list[str]) -> int:
 def _utilization(argv: list[str]) -> int:
     args = _utilization_parser().parse_args(argv)
     from colcompress.analysis.correlation import correlate, short_labels, write_correlation
-    from colcompress.analysis.plots import plot_utilization_grid
+    from colcompress.analysis.plots import utilization_grid_figure
     from colcompress.analysis.records import AnalysisError, RunRecord
+    from colcompress.evaluation.plots import save_png
 
     try:
         runs = [RunRecord.from_dir(d) for d in args.run_dirs]
@@ -119,7 +120,7 @@ def _utilization(argv: list[str]) -> int:
             written = write_correlation(table, args.out)
         else:
             stats = {label: r.utilization for label, r in zip(short_labels(runs), runs)}
-            written = [plot_utilization_grid(stats, args.out)]
+            written = [save_png(utilization_grid_figure(stats), args.out)]
     except (OSError, AnalysisError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1

@@ -37,12 +37,8 @@ def _table_parser() -> argparse.ArgumentParser:
     add("--permutations", type=int, default=1000, help="Fisher test permutations")
     add("--seed", type=int, default=42, help="Fisher test seed")
     add("--budget-columns", action="store_true", help="columns are dataset x budget")
-    add(
-        "--average",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="an average column over the datasets (default: when a run evaluated several)",
-    )
+    average = "an average column over the datasets (default: when a run evaluated several)"
+    add("--average", action=argparse.BooleanOptionalAction, default=None, help=average)
     add("--order", default="", help="methods in row order, comma-separated (default: as found)")
     add("--data-dir", help="BEIR folder for the qrels (default: as recorded)")
     add("--digits", type=int, default=3, help="decimals of metric values")
@@ -70,37 +66,26 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _tables(argv: list[str]) -> int:
-    args = _table_parser().parse_args(argv)
+    args = vars(_table_parser().parse_args(argv))
     from colcompress.analysis.records import AnalysisError
     from colcompress.analysis.tables import build_report
 
-    formats = _split([args.format])
+    formats, out, name = _split([args.pop("format")]), args.pop("out"), args.pop("name")
+    # the other arguments are build_report's, by name
     unknown = sorted(set(formats) - set(render.FORMATS))
     if unknown:
         print(f"{PROG}: error: unknown --format {unknown}; use md,csv,tex", file=sys.stderr)
         return 2
     try:
-        report = build_report(
-            args.paths,
-            metrics=_split(args.metric) or None,
-            baseline=args.baseline,
-            test=args.test,
-            alpha=args.alpha,
-            permutations=args.permutations,
-            seed=args.seed,
-            budget_columns=args.budget_columns,
-            data_dir=args.data_dir,
-            digits=args.digits,
-            order=_split([args.order]),
-            average=args.average,
-        )
+        metrics, order = _split(args.pop("metric")) or None, _split([args.pop("order")])
+        report = build_report(metrics=metrics, order=order, **args)
     except AnalysisError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     print(render.markdown(report), end="")
-    first = Path(args.paths[0])
-    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
-    written = render.write(report, out, formats, args.name)
+    first = Path(args["paths"][0])
+    out = Path(out) if out else (first if first.is_dir() else first.parent)
+    written = render.write(report, out, formats, name)
     print("\nwritten: " + ", ".join(str(p) for p in written))
     return 0 if report.rows else 1
 

@@ -48,11 +48,11 @@ class Significance:
     Parameters
     ----------
     test : str
-        ``"t-test"`` (two-sided paired t-test) or ``"fisher"`` (randomization test).
+        ``"t-test"`` (two-sided paired t-test) or ``"fisher"`` (randomization test of
+        ``permutations`` draws from ``seed``).
     alpha : float
         Significance level (ranx's ``max_p``).
     permutations, seed : int
-        Of Fisher's randomization test.
     data_dir : Path or None
         BEIR folder for the qrels (None: the one each run's config records).
 

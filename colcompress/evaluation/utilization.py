@@ -520,10 +520,8 @@ class UtilizationAnalysis:
     ----------
     similarity_positions : int, optional
         Size of the similarity matrix (default: the compressor's budget, else 32).
-    similarity_sample : int, optional
-        Documents used for the similarity matrix (default all).
-    batch_size : int
-    device : torch.device or str
+    similarity_sample, batch_size, device
+        As in :func:`utilization_from_vectors`.
     output_dir : path, optional
         Also write ``utilization_strength.png`` and ``utilization_similarity.png`` here.
     """

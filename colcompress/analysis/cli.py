@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 from colcompress.analysis import render
-from colcompress.analysis.stat_tests import TESTS
 
 PROG = "colcompress-report"
 
@@ -34,17 +33,13 @@ def _table_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--metric", action="append", help="metric(s) to tabulate, comma-separated (ndcg@10)")
     add("--baseline", default="none", help="row label of the 100%% reference (default: none)")
-    add("--test", choices=sorted(TESTS), default="t-test")
+    add("--test", choices=sorted(render.TESTS), default="t-test")
     add("--alpha", type=float, default=0.05, help="significance level (0.05)")
     add("--permutations", type=int, default=1000, help="Fisher test permutations")
     add("--seed", type=int, default=42, help="Fisher test seed")
     add("--budget-columns", action="store_true", help="columns are dataset x budget")
-    add(
-        "--average",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="an average column over the datasets (default: when a run evaluated several)",
-    )
+    average = "an average column over the datasets (default: when a run evaluated several)"
+    add("--average", action=argparse.BooleanOptionalAction, default=None, help=average)
     add("--order", default="", help="methods in row order, comma-separated (default: as found)")
     add("--data-dir", help="BEIR folder for the qrels (default: as recorded)")
     add("--digits", type=int, default=3, help="decimals of metric values")
@@ -77,37 +72,26 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _tables(argv: list[str]) -> int:
-    args = _table_parser().parse_args(argv)
+    args = vars(_table_parser().parse_args(argv))
     from colcompress.analysis.records import AnalysisError
     from colcompress.analysis.tables import build_report
 
-    formats = _split([args.format])
+    formats, out, name = _split([args.pop("format")]), args.pop("out"), args.pop("name")
+    # the other arguments are build_report's, by name
     unknown = sorted(set(formats) - set(render.FORMATS))
     if unknown:
         print(f"{PROG}: error: unknown --format {unknown}; use md,csv,tex", file=sys.stderr)
         return 2
     try:
-        report = build_report(
-            args.paths,
-            metrics=_split(args.metric) or None,
-            baseline=args.baseline,
-            test=args.test,
-            alpha=args.alpha,
-            permutations=args.permutations,
-            seed=args.seed,
-            budget_columns=args.budget_columns,
-            data_dir=args.data_dir,
-            digits=args.digits,
-            order=_split([args.order]),
-            average=args.average,
-        )
+        metrics, order = _split(args.pop("metric")) or None, _split([args.pop("order")])
+        report = build_report(metrics=metrics, order=order, **args)
     except AnalysisError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     print(render.markdown(report), end="")
-    first = Path(args.paths[0])
-    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
-    written = render.write(report, out, formats, args.name)
+    first = Path(args["paths"][0])
+    out = Path(out) if out else (first if first.is_dir() else first.parent)
+    written = render.write(report, out, formats, name)
     print("\nwritten: " + ", ".join(str(p) for p in written))
     return 0 if report.rows else 1
 
@@ -115,8 +99,9 @@ def _tables(argv: list[str]) -> int:
 def _utilization(argv: list[str]) -> int:
     args = _utilization_parser().parse_args(argv)
     from colcompress.analysis.correlation import correlate, short_labels, write_correlation
-    from colcompress.analysis.plots import plot_patch_grid, plot_utilization_grid
+    from colcompress.analysis.plots import patch_grid_figure, utilization_grid_figure
     from colcompress.analysis.records import AnalysisError, RunRecord
+    from colcompress.evaluation.plots import save_png
 
     try:
         runs = [RunRecord.from_dir(d) for d in args.run_dirs]
@@ -125,10 +110,10 @@ def _utilization(argv: list[str]) -> int:
             print(table.to_markdown() + "\n\n" + table.runs_markdown())
             written = write_correlation(table, args.out)
         elif args.command == "patch-grid":
-            written = [plot_patch_grid(dict(zip(short_labels(runs), runs)), args.out)]
+            written = [save_png(patch_grid_figure(dict(zip(short_labels(runs), runs))), args.out)]
         else:
             stats = {label: r.utilization for label, r in zip(short_labels(runs), runs)}
-            written = [plot_utilization_grid(stats, args.out)]
+            written = [save_png(utilization_grid_figure(stats), args.out)]
     except (OSError, AnalysisError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from colcompress.analysis.plots import plot_correlation
+from colcompress.analysis.plots import correlation_figure
 from colcompress.analysis.records import AnalysisError, RunRecord
 from colcompress.atomic import write_text_atomic
+from colcompress.evaluation.plots import save_png
 
 EVENNESS = ("cv", "gini")
 
@@ -173,14 +174,11 @@ def write_correlation(table: CorrelationTable, out: str | os.PathLike) -> list[P
     text = "\n\n".join([table.to_markdown(), table.runs_markdown()]) + "\n"
     written = [write_text_atomic(text, out / "correlation.md")]
     for evenness, name in zip(EVENNESS, ("CV", "Gini")):
-        written.append(
-            plot_correlation(
-                [inverse_evenness(r, evenness) for r in table.runs],
-                {m: [r.metrics[m] for r in table.runs] for m in table.metrics},
-                table.labels,
-                out / f"correlation_inv_{evenness}.png",
-                xlabel=f"1/{name} of per-position matching strength",
-                ylabel="retrieval metric",
-            )
+        fig = correlation_figure(
+            [inverse_evenness(r, evenness) for r in table.runs],
+            {m: [r.metrics[m] for r in table.runs] for m in table.metrics},
+            table.labels,
+            xlabel=f"1/{name} of per-position matching strength",
         )
+        written.append(save_png(fig, out / f"correlation_inv_{evenness}.png"))
     return written

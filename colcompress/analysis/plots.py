@@ -1,20 +1,19 @@
 """Figures across runs: the utilization grid (Figure 3) and correlation scatter plots
 (Figure 4) of Qin et al. (2026), and the matching strength of uncompressed image runs
-over their patch grid; one run's figures are :mod:`colcompress.evaluation.plots`.
+over their patch grid; one run's figures, and :func:`save_png`, are
+:mod:`colcompress.evaluation.plots`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from colcompress.analysis.records import AnalysisError, RunRecord
-from colcompress.evaluation.plots import draw_similarity, draw_strength, new_figure, save_png
+from colcompress.evaluation.plots import draw_similarity, draw_strength, new_figure
 from colcompress.evaluation.utilization import UtilizationStats
 
 IMAGE_MODEL = "colcompress.models.image_colbert.ImageColBERT"
@@ -26,9 +25,8 @@ def utilization_grid_figure(runs: Mapping[str, UtilizationStats]) -> Figure:
     similarity heatmap, one shared colour bar."""
     if not runs:
         raise ValueError("utilization_grid_figure needs at least one run")
-    n = len(runs)
-    fig = new_figure(3.2 * n + 0.8, 6.4)
-    axes = fig.subplots(2, n, squeeze=False, height_ratios=[1, 1.3])
+    fig = new_figure(3.2 * len(runs) + 0.8, 6.4)
+    axes = fig.subplots(2, len(runs), squeeze=False, height_ratios=[1, 1.3])
     image = None
     for col, (label, stats) in enumerate(runs.items()):
         draw_strength(axes[0, col], stats, label)
@@ -159,32 +157,10 @@ def correlation_figure(
             slope, intercept = np.polyfit(x, y, 1)
             grid = np.linspace(x.min(), x.max(), 50)
             ax.plot(grid, slope * grid + intercept, "--", color=points.get_facecolor()[0])
-        for label, xi, yi in zip(labels or [], x, y, strict=False):  # labels checked above
+        for label, xi, yi in zip(labels or [], x, y):
             ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return fig
-
-
-def plot_utilization_grid(runs: Mapping[str, UtilizationStats], path: str | os.PathLike) -> Path:
-    """Write :func:`utilization_grid_figure` to ``path`` (PNG); return the path."""
-    return save_png(utilization_grid_figure(runs), path)
-
-
-def plot_patch_grid(runs: Mapping[str, RunRecord], path: str | os.PathLike) -> Path:
-    """Write :func:`patch_grid_figure` to ``path`` (PNG); return the path."""
-    return save_png(patch_grid_figure(runs), path)
-
-
-def plot_correlation(
-    xs: Sequence[float],
-    ys: Sequence[float] | Mapping[str, Sequence[float]],
-    labels: Sequence[str] | None,
-    path: str | os.PathLike,
-    xlabel: str = "1 / evenness",
-    ylabel: str = "retrieval metric",
-) -> Path:
-    """Write :func:`correlation_figure` to ``path`` (PNG); return the path."""
-    return save_png(correlation_figure(xs, ys, labels, xlabel, ylabel), path)

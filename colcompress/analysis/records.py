@@ -10,10 +10,7 @@ from typing import Any
 from colcompress.evaluation.results import run_label
 from colcompress.evaluation.utilization import UtilizationStats
 
-RANKING_FILES = (
-    "run.trec",
-    "run.trec.gz",
-)  # as written, and as experiments/archive_runs.sh keeps it
+RANKING_FILES = ("run.trec", "run.trec.gz")  # as written; as experiments/archive_runs.sh keeps it
 
 
 class AnalysisError(ValueError):
@@ -29,12 +26,10 @@ class RunRecord:
     path : Path
         The ``results.json`` file, as it was found (relative paths stay relative).
     results : dict
-        Its content; for one collection of a multi-collection run, the run's entries
-        with that collection's (``metrics``, ``index``, ``baselines``, ...) in place
-        of ``collections`` and ``average``.
+        Its content; for one collection of a multi-collection run (``collection``), the
+        run's entries with that collection's in place of ``collections`` and ``average``.
     collection : str or None
-        The collection this record is, in a multi-collection run (None: a run on one
-        collection).
+        The collection this record is, in a multi-collection run.
     """
 
     path: Path
@@ -43,13 +38,8 @@ class RunRecord:
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunRecord:
-        """Read ``path`` (a ``results.json``).
-
-        Raises
-        ------
-        AnalysisError
-            The file is missing, not JSON, or not a JSON object; names the file.
-        """
+        """Read ``path`` (a ``results.json``); AnalysisError naming it when it is missing,
+        not JSON, or not a JSON object."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())
@@ -98,9 +88,8 @@ class RunRecord:
         """The evaluated collection's folder, as recorded (None: unknown)."""
         if self.results.get("dataset_dir"):
             return Path(self.results["dataset_dir"])
-        data_dir = self.config.get("dataset", {}).get("data_dir") or self.config.get(
-            "paths", {}
-        ).get("data_dir")
+        cfg = self.config
+        data_dir = cfg.get("dataset", {}).get("data_dir") or cfg.get("paths", {}).get("data_dir")
         return Path(data_dir) / self.dataset if data_dir else None
 
     @property
@@ -123,11 +112,8 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        """The row label: ``results["label"]``, written from the config's ``label``.
-
-        Runs from before that field get the label such a run writes by default,
-        :func:`~colcompress.evaluation.results.run_label` of method and budgets.
-        """
+        """The row label: ``results["label"]`` (from the config's ``label``), else the
+        default :func:`~colcompress.evaluation.results.run_label` of method and budgets."""
         return self.results.get("label") or run_label(self.method, self.budget, self.train_budget)
 
     @property
@@ -148,13 +134,7 @@ class RunRecord:
 
     @property
     def utilization(self) -> UtilizationStats:
-        """The run's utilization statistics.
-
-        Raises
-        ------
-        AnalysisError
-            The run was evaluated without utilization analysis; names the file.
-        """
+        """The run's utilization statistics (AnalysisError naming the file: none recorded)."""
         if self.results.get("utilization") is None:
             raise AnalysisError(
                 f"{self.path}: lacks 'utilization' (evaluation.utilization.enabled was false)"
@@ -168,8 +148,7 @@ class RunRecord:
     def ranking(self) -> Path | None:
         """The TREC run file (``run.trec`` or ``run.trec.gz``), None when neither exists."""
         folder = self.run_dir / self.collection if self.collection else self.run_dir
-        found = [folder / n for n in RANKING_FILES if (folder / n).is_file()]
-        return found[0] if found else None
+        return next((folder / n for n in RANKING_FILES if (folder / n).is_file()), None)
 
     def eval_slice(self) -> tuple[Any, ...]:
         """(split, max_eval_queries, max_eval_docs, slicing seed): what was evaluated on."""
@@ -239,11 +218,10 @@ def find_runs(paths: list[str | Path]) -> tuple[list[RunRecord], list[FailedRun]
     with_results = {p.parent for p in files}
     for resolved, job in job_dirs.items():
         if resolved not in with_results:
-            reason = "no results.json (crashed, still running, or evaluate=false)"
             method = _saved(job, "hydra.yaml", "hydra.runtime.choices.compressor")
-            failed.append(
-                FailedRun(job, method, _saved(job, "config.yaml", "dataset.name"), reason)
-            )
+            dataset = _saved(job, "config.yaml", "dataset.name")
+            reason = "no results.json (crashed, still running, or evaluate=false)"
+            failed.append(FailedRun(job, method, dataset, reason))
     if not runs and not failed:
         raise AnalysisError(f"no results.json below {', '.join(str(p) for p in paths)}")
     return runs, failed

@@ -8,34 +8,31 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colcompress.analysis.stat_tests import TEST_NAMES
 from colcompress.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from colcompress.analysis.tables import Cell, Report
 
 FORMATS = ("md", "csv", "tex")
+TESTS = {"t-test": "student", "fisher": "fisher"}  # the paired tests: CLI name -> ranx stat_test
+TEST_NAMES = {"t-test": "paired t-test", "fisher": "Fisher's randomization test"}
 MARK = "†"
 CSV_COLUMNS = (
     "row kind method dataset column budget train_budget metric value pct_of_baseline p_value "
     "significant compression_ratio vector_reduction vectors_per_doc index_bytes run_dir"
 ).split()
-_TEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "—": "--",
-}
+_TEX_ESCAPES = str.maketrans(
+    {c: "\\" + c for c in "&%$#_{}"}
+    | {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    | {"—": "--"}
+)
 
 
-def _value(report: Report, cell: Cell | None, metric: str, latex: bool = False) -> str:
+def _tex(text: str) -> str:
+    return str(text).translate(_TEX_ESCAPES)
+
+
+def _value(report: Report, cell: Cell | None, metric: str, latex: bool) -> str:
     """``0.333 (95.6%)†``: the metric, its percentage of the baseline, the mark."""
     if cell is None:
         return "--" if latex else "—"
@@ -71,40 +68,43 @@ def _index(cell: Cell | None) -> str | None:
     ratio = (
         f"{_num(idx.get('compression_ratio'), '.2f')} / {_num(idx.get('vector_reduction'), '.2f')}"
     )
-    return " · ".join(
-        [ratio, _num(idx.get("vectors_per_doc"), ".1f"), _bytes(idx.get("index_bytes"))]
-    )
+    return f"{ratio} · {_num(idx.get('vectors_per_doc'), '.1f')} · {_bytes(idx.get('index_bytes'))}"
 
 
-def _index_rows(report: Report) -> list[tuple[str, list[str | None]]]:
-    rows = [
-        (row, [_index(report.cells.get((row, c))) for c in report.columns]) for row in report.rows
+def _grids(report: Report, latex: bool) -> list[tuple[str | None, list[tuple[str, list[str]]]]]:
+    """``(metric, rows)`` per metric, then ``(None, rows)`` of the index for the rows with
+    an index; a row is its label and its cells' text."""
+    cells = {row: [report.cells.get((row, c)) for c in report.columns] for row in report.rows}
+    grids: list[tuple[str | None, list[tuple[str, list[str]]]]] = [
+        (metric, [(row, [_value(report, c, metric, latex) for c in cells[row]]) for row in cells])
+        for metric in report.metrics
     ]
-    return [(row, values) for row, values in rows if any(v is not None for v in values)]
+    dash = "--" if latex else "—"
+    rows = [
+        (row, [(_tex(v).replace("·", "$\\cdot$") if latex else v) if v else dash for v in values])
+        for row, values in ((row, [_index(c) for c in cells[row]]) for row in cells)
+        if any(values)
+    ]
+    return grids + ([(None, rows)] if rows else [])
 
 
 def markdown(report: Report) -> str:
     """All tables, the failed runs and the notes as Markdown."""
-    header = "| method | " + " | ".join(report.columns) + " |"
-    rule = "|---|" + "---:|" * len(report.columns)
     legend = (
         f"(% of `{report.baseline}` on the same column; {MARK}: p < {report.alpha:g}, "
         f"{TEST_NAMES[report.test]} against `{report.baseline}`)"
     )
     runs = {c.run.path for c in report.cells.values() if c.run is not None}
     parts = ["# colcompress report", "", f"{len(runs)} runs, {len(report.failed)} failed."]
-    for metric in report.metrics:
-        parts += ["", f"## {metric} {legend}", "", header, rule]
-        for row in report.rows:
-            values = [_value(report, report.cells.get((row, c)), metric) for c in report.columns]
-            parts.append(f"| {row} | " + " | ".join(values) + " |")
-    index_rows = _index_rows(report)
-    if index_rows:
-        title = "## index (compression ratio / vector reduction · vectors per doc · size)"
-        parts += ["", title, "", header, rule]
-        parts += [
-            f"| {row} | " + " | ".join(v or "—" for v in vals) + " |" for row, vals in index_rows
-        ]
+    for metric, rows in _grids(report, latex=False):
+        title = (
+            f"{metric} {legend}"
+            if metric
+            else "index (compression ratio / vector reduction · vectors per doc · size)"
+        )
+        parts += ["", f"## {title}", "", "| method | " + " | ".join(report.columns) + " |"]
+        parts.append("|---|" + "---:|" * len(report.columns))
+        parts += [f"| {row} | " + " | ".join(values) + " |" for row, values in rows]
     if report.failed:
         parts += ["", "## failed runs", "", "| run | method | dataset | reason |", "|---" * 4 + "|"]
         for f in report.failed:
@@ -155,56 +155,22 @@ def csv_text(report: Report) -> str:
     return buffer.getvalue()
 
 
-def _tex(text: str) -> str:
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
-
-
-def _tex_table(caption: str, spec: str, head: str, body: list[str]) -> list[str]:
-    return [
-        "",
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{caption}}}",
-        rf"\begin{{tabular}}{{{spec}}}",
-        r"\toprule",
-        head,
-        r"\midrule",
-        *body,
-        r"\bottomrule",
-        r"\end{tabular}",
-        r"\end{table}",
-    ]
-
-
 def latex(report: Report) -> str:
     """One booktabs ``table`` per metric, plus the index table."""
-    spec = "l" + "r" * len(report.columns)
     head = "method & " + " & ".join(_tex(c) for c in report.columns) + r" \\"
     base = _tex(report.baseline)
     parts = ["% generated by python -m colcompress.report"]
-    for metric in report.metrics:
+    for metric, rows in _grids(report, latex=True):
         caption = (
-            f"{_tex(metric)} and percentage of {base} on the same column; "
-            f"$^\\dagger$: $p < {report.alpha:g}$, {_tex(TEST_NAMES[report.test])} against {base}."
+            f"{_tex(metric)} and percentage of {base} on the same column; $^\\dagger$: "
+            f"$p < {report.alpha:g}$, {_tex(TEST_NAMES[report.test])} against {base}."
+            if metric
+            else "Index: compression ratio / vector reduction, vectors per document, size."
         )
-        body = [
-            f"{_tex(row)} & "
-            + " & ".join(
-                _value(report, report.cells.get((row, c)), metric, True) for c in report.columns
-            )
-            + r" \\"
-            for row in report.rows
-        ]
-        parts += _tex_table(caption, spec, head, body)
-    body = [
-        f"{_tex(row)} & "
-        + " & ".join(_tex(v).replace("·", "$\\cdot$") if v else "--" for v in values)
-        + r" \\"
-        for row, values in _index_rows(report)
-    ]
-    if body:
-        caption = "Index: compression ratio / vector reduction, vectors per document, size."
-        parts += _tex_table(caption, spec, head, body)
+        parts += ["", r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}"]
+        parts += [rf"\begin{{tabular}}{{l{'r' * len(report.columns)}}}", r"\toprule", head]
+        parts += [r"\midrule"] + [f"{_tex(row)} & " + " & ".join(v) + r" \\" for row, v in rows]
+        parts += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(parts) + "\n"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from colcompress.analysis.records import AnalysisError, RunRecord
-from colcompress.analysis.stat_tests import TESTS
+from colcompress.analysis.render import TESTS
 from colcompress.data.beir import load_beir, slice_beir
 from colcompress.evaluation.metrics import ranx_lock, ranx_qrels, ranx_run
 
@@ -48,18 +48,19 @@ class Significance:
     Parameters
     ----------
     test : str
-        ``"t-test"`` (two-sided paired t-test) or ``"fisher"`` (randomization test).
+        ``"t-test"`` (two-sided paired t-test) or ``"fisher"`` (randomization test of
+        ``permutations`` draws from ``seed``).
     alpha : float
         Significance level (ranx's ``max_p``).
     permutations, seed : int
-        Of Fisher's randomization test.
     data_dir : Path or None
         BEIR folder for the qrels (None: the one each run's config records).
 
     Attributes
     ----------
     notes : list of str
-        Runs that could not be tested, and stored metrics the ranking does not reproduce.
+        Runs that could not be tested, and stored metrics the ranking does not reproduce
+        (a note may repeat).
     """
 
     def __init__(
@@ -73,26 +74,20 @@ class Significance:
         self._qrels: dict[tuple[Any, ...], dict[str, dict[str, int]] | None] = {}
         self._rankings: dict[Path, Ranking | None] = {}
 
-    def _note(self, note: str) -> None:
-        if note not in self.notes:
-            self.notes.append(note)
-
     def qrels(self, run: RunRecord) -> dict[str, dict[str, int]] | None:
         """The judged qrels of the run's evaluation set (its split, sliced as configured)."""
         folder = Path(self.data_dir) / run.dataset if self.data_dir else run.dataset_dir
         key = (str(folder), run.dataset, run.eval_slice())
-        if key not in self._qrels:
-            self._qrels[key] = self._load_qrels(run, folder)
-        return self._qrels[key]
-
-    def _load_qrels(self, run: RunRecord, folder: Path | None) -> dict[str, dict[str, int]] | None:
+        if key in self._qrels:
+            return self._qrels[key]
+        self._qrels[key] = None
         if folder is None or run.split is None:
-            self._note(f"{run.dataset}: no data dir or split recorded, no significance test")
+            self.notes.append(f"{run.dataset}: no data dir or split recorded, no significance test")
             return None
         try:
             data = load_beir(folder, run.split)
         except (OSError, ValueError) as err:
-            self._note(
+            self.notes.append(
                 f"{run.dataset}: qrels not loadable ({err}); no significance test "
                 "(point --data-dir at the BEIR folder)"
             )
@@ -100,12 +95,14 @@ class Significance:
         _, queries, docs, _ = run.eval_slice()
         seed = run.config.get("dataset", {}).get("seed", run.config.get("seed", 0))
         data = slice_beir(data, queries, docs, seed)
-        return {q: d for q, d in data.qrels.items() if any(r > 0 for r in d.values())}
+        judged = {q: d for q, d in data.qrels.items() if any(r > 0 for r in d.values())}
+        self._qrels[key] = judged
+        return judged
 
     def ranking(self, run: RunRecord) -> Ranking | None:
         path = run.ranking
         if path is None:
-            self._note(f"{run.run_dir}: no run.trec, no significance test")
+            self.notes.append(f"{run.run_dir}: no run.trec, no significance test")
             return None
         if path not in self._rankings:
             self._rankings[path] = read_trec(path)
@@ -140,7 +137,7 @@ class Significance:
             for metric in metrics:
                 recomputed, stored = report.results[name][metric], source.metrics[metric]
                 if abs(recomputed - stored) > 1e-3:
-                    self._note(
+                    self.notes.append(
                         f"{source.run_dir}: {metric} from run.trec and the qrels is "
                         f"{recomputed:.4f}, results.json says {stored:.4f} (different data?)"
                     )

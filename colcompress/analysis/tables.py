@@ -25,19 +25,10 @@ REFERENCE_ORDER = ("bm25", "dense", "multivector")  # the names evaluation.basel
 class Cell:
     """One table cell: a row (run label or reference) on one column (dataset[@budget]).
 
-    Attributes
-    ----------
-    row, column, dataset : str
-    metrics : dict of str to float
-        All metrics of the run (or reference baseline).
-    run : RunRecord or None
-        The run behind the cell; None for reference rows.
-    pct : dict of str to float or None
-        Percentage of the baseline row's value on the same column, per metric.
-    p_value : dict of str to float or None
-        p-value of the test against the baseline, per metric (None: not tested).
-    significant : dict of str to bool
-        ``p_value < alpha``.
+    ``metrics`` holds every metric of the run, or of the reference baseline (``run``
+    None); per metric, ``pct`` is its percentage of the baseline row's value on the
+    same column, ``p_value`` the test against the baseline (None: not tested) and
+    ``significant`` whether ``p_value < alpha``.
     """
 
     row: str
@@ -73,8 +64,8 @@ def check_comparable(runs: list[RunRecord], metrics: list[str]) -> None:
     ------
     AnalysisError
         Runs differ in metric settings (``evaluation.metrics``, ``evaluation.top_k``),
-        runs of one dataset differ in evaluation split or slice (``max_eval_queries``,
-        ``max_eval_docs``, the slicing seed), or a run lacks a requested metric. The
+        runs of one dataset differ in split or slice (``max_eval_queries``,
+        ``max_eval_docs``, slicing seed), or a run lacks a requested metric; the
         message names the runs of each group.
     """
 
@@ -82,29 +73,23 @@ def check_comparable(runs: list[RunRecord], metrics: list[str]) -> None:
         ev = run.config.get("evaluation", {})
         return (tuple(ev["metrics"]) if ev.get("metrics") is not None else None, ev.get("top_k"))
 
-    def refuse(groups: dict[tuple[Any, ...], list[RunRecord]], names: tuple[str, ...]) -> str:
-        return "\n".join(
-            "  "
-            + ", ".join(f"{n}={v!r}" for n, v in zip(names, key))
-            + ": "
-            + ", ".join(str(r.path) for r in members)
-            for key, members in groups.items()
-        )
-
-    by_settings = _group(runs, settings)
-    if len(by_settings) > 1:
-        raise AnalysisError(
-            "runs were evaluated with different metric settings; report them separately:\n"
-            + refuse(by_settings, ("evaluation.metrics", "evaluation.top_k"))
-        )
-    for dataset, members in _group(runs, lambda r: r.dataset).items():
-        slices = _group(members, RunRecord.eval_slice)
-        if len(slices) > 1:
+    def refuse_unless_one(groups: dict[Any, list[RunRecord]], why: str, *names: str) -> None:
+        if len(groups) > 1:
             raise AnalysisError(
-                f"runs on {dataset} were evaluated on different data (split or eval slice); "
-                "report them separately:\n"
-                + refuse(slices, ("split", "max_eval_queries", "max_eval_docs", "slice seed"))
+                f"{why}; report them separately:\n"
+                + "\n".join(
+                    f"  {', '.join(f'{n}={v!r}' for n, v in zip(names, key))}: "
+                    + ", ".join(str(r.path) for r in group)
+                    for key, group in groups.items()
+                )
             )
+
+    why = "runs were evaluated with different metric settings"
+    refuse_unless_one(_group(runs, settings), why, "evaluation.metrics", "evaluation.top_k")
+    for dataset, members in _group(runs, lambda r: r.dataset).items():
+        why = f"runs on {dataset} were evaluated on different data (split or eval slice)"
+        names = ("split", "max_eval_queries", "max_eval_docs", "slice seed")
+        refuse_unless_one(_group(members, RunRecord.eval_slice), why, *names)
     for metric in metrics:
         lacking = [str(r.path) for r in runs if metric not in r.metrics]
         if lacking:
@@ -123,13 +108,6 @@ def row_label(run: RunRecord, budget_columns: bool) -> str:
     if budget_columns and run.budget is not None:
         return run.label.replace(f"@{run.budget}", "", 1)
     return run.label
-
-
-def default_metrics(runs: list[RunRecord]) -> list[str]:
-    """``ndcg@10`` when every run has it, else the first metric of the first run."""
-    if all("ndcg@10" in r.metrics for r in runs):
-        return ["ndcg@10"]
-    return [next(iter(runs[0].metrics))]
 
 
 def _budget_key(value: Any) -> tuple[int, float]:
@@ -156,22 +134,6 @@ def _fill_transfer_rows(chosen: dict[tuple[str, str], RunRecord]) -> None:
         del chosen[key]
 
 
-AVERAGE = "average"
-
-
-def _add_average(
-    cells: dict[tuple[str, str], Cell], columns: list[str], metrics: list[str]
-) -> None:
-    """An ``average`` cell for every row with a value in each of ``columns``."""
-    rows = dict.fromkeys(row for row, _ in cells)
-    for row in rows:
-        members = [cells.get((row, column)) for column in columns]
-        if any(c is None or not all(m in c.metrics for m in metrics) for c in members):
-            continue
-        mean = {m: sum(c.metrics[m] for c in members) / len(members) for m in metrics}
-        cells[row, AVERAGE] = Cell(row, AVERAGE, AVERAGE, mean)
-
-
 def build_report(
     paths: list[str | Path],
     metrics: list[str] | None = None,
@@ -193,32 +155,28 @@ def build_report(
     paths : list of str or Path
         Run directories, sweep directories or ``results.json`` files.
     metrics : list of str or None
-        Metrics to tabulate (None: :func:`default_metrics`).
+        Metrics to tabulate (None: ``ndcg@10`` when every run has it, else the first
+        run's first metric).
     baseline : str
         Row label of the 100% reference (default ``none``, the uncompressed model); a
         column without that row gets no percentages and no tests.
     test, alpha, permutations, seed
         The significance test (see :class:`~colcompress.analysis.significance.Significance`).
     budget_columns : bool
-        Columns are dataset x budget (``nfcorpus@32``) and the budget leaves the row
-        labels; a run trained at ``B`` fills the ``@B`` cell of its transfer row
+        Columns are dataset x budget (``nfcorpus@32``), the budget leaves the row labels,
+        and a run trained at ``B`` fills the ``@B`` cell of its transfer row
         ``<label> (train B)`` (Table 6).
     data_dir : str, Path or None
         BEIR folder for the qrels (None: the one recorded in each run's config).
     digits : int
         Decimals of the metric values in Markdown and LaTeX.
     order : list of str or None
-        Methods in display order; the baseline row comes first, the methods not listed
-        follow in the order their runs were found. Within a method rows go by training
-        budget, budget, then the order found.
+        Methods in row order after the references and the baseline row; methods not
+        listed follow as found. Within a method: by training budget, budget, as found.
     average : bool or None
-        Add an ``average`` column: each row's unweighted mean over the dataset columns,
-        for rows with a value in every one (the paper's Table 2). None: when a run
-        evaluated several collections. Not with ``budget_columns``.
-
-    Returns
-    -------
-    Report
+        Add an ``average`` column, each row's unweighted mean over the dataset columns
+        where it has them all (Table 2). None: when a run evaluated several
+        collections. Not with ``budget_columns``.
 
     Raises
     ------
@@ -231,7 +189,9 @@ def build_report(
     notes: list[str] = []
     if not runs:
         return Report(metrics or [], [], [], {}, baseline, test, alpha, failed, notes, digits)
-    metrics = metrics or default_metrics(runs)
+    if not metrics:
+        ndcg = all("ndcg@10" in r.metrics for r in runs)
+        metrics = ["ndcg@10"] if ndcg else [next(iter(runs[0].metrics))]
     check_comparable(runs, metrics)
     found = {id(r): i for i, r in enumerate(runs)}
 
@@ -295,12 +255,10 @@ def build_report(
                 if name not in refs:
                     refs[name] = dict(values)
                 elif any(abs(refs[name][m] - values[m]) > 1e-9 for m in metrics):
-                    note = (
+                    notes.append(
                         f"{dataset}: runs store different {name} baselines; "
                         f"kept {members[0].run_dir}'s"
                     )
-                    if note not in notes:
-                        notes.append(note)
         for name, values in refs.items():
             row = f"{name} (ref)"
             row_runs.setdefault(row, None)
@@ -310,8 +268,12 @@ def build_report(
     if average is None:
         average = any(r.collection is not None for r in runs)
     if average and not budget_columns and len(columns) > 1:
-        _add_average(cells, columns, metrics)
-        columns.append(AVERAGE)
+        for row in dict.fromkeys(row for row, _ in cells):
+            members = [cells.get((row, column)) for column in columns]
+            if all(c is not None and all(m in c.metrics for m in metrics) for c in members):
+                mean = {m: sum(c.metrics[m] for c in members) / len(members) for m in metrics}
+                cells[row, "average"] = Cell(row, "average", "average", mean)
+        columns.append("average")
 
     # percentages and significance against the baseline row of each column
     tested: dict[tuple[int, int], dict[str, float] | None] = {}
@@ -355,4 +317,5 @@ def build_report(
         )
 
     rows = sorted(row_runs, key=sort_key)
+    notes = list(dict.fromkeys(notes))  # each note once
     return Report(metrics, rows, columns, cells, baseline, test, alpha, failed, notes, digits)

@@ -1,22 +1,12 @@
 """Index utilization analytics (Qin et al. 2026, Section 6.5).
 
-How evenly does late interaction use the vectors of a (compressed) index? This module
-streams relevant (query, document) pairs through batched MaxSim and records which
+How evenly does late interaction use the vectors of a (compressed) index? Relevant
+(query, document) pairs stream through batched MaxSim; the accumulator records which
 document *position* (output slot) wins each query token, how strongly, how much of the
-index ever wins, and how similar the positions of a document are to each other; then
-summarises the per-position matching strength with the coefficient of variation and
-the Gini coefficient. Correlating those with retrieval quality across runs (the
-paper's Table 8 and Figure 4) is :mod:`colcompress.analysis.correlation`.
-
-Typical use by an evaluator::
-
-    acc = UtilizationAccumulator(num_positions=budget, similarity_positions=32)
-    for q, qm, d, dm, ids in relevant_pair_batches:      # exact, pre-quantisation vectors
-        acc.update(q, qm, d, dm, doc_ids=ids)
-    for d, dm in indexed_document_batches:               # all indexed docs, or a sample
-        acc.update_documents(d, dm)
-    stats = acc.compute(total_indexed_vectors=index.num_vectors)
-    results["utilization"] = stats.to_dict()
+index ever wins, and how similar the positions of a document are to each other, and
+summarises the per-position matching strength by its coefficient of variation and Gini
+coefficient. Their correlation with retrieval quality across runs (Table 8, Figure 4)
+is :mod:`colcompress.analysis.correlation`.
 """
 
 from __future__ import annotations
@@ -24,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +36,7 @@ PREQUANTISATION_NOTE = (
     "computed on the exact document vectors that were indexed, before any index "
     "quantisation (e.g. FastPlaid residual compression)"
 )
-
+DEFAULT_SIMILARITY_POSITIONS = 32
 _POSITION_BITS = 32  # (document, position) identities are packed as doc << 32 | position
 
 
@@ -62,27 +52,20 @@ def _as_float_array(x: Sequence[float] | np.ndarray | Tensor, name: str) -> np.n
 
 
 def coefficient_of_variation(x: Sequence[float] | np.ndarray | Tensor) -> float:
-    """Coefficient of variation ``CV = sigma / mu x 100`` (in percent).
+    """Coefficient of variation ``CV = sigma / mu x 100`` in percent (lower: more even).
 
-    The paper writes ``CV = sigma / mu x 100`` without naming the estimator; this uses
-    the *population* standard deviation (``ddof=0``), the same convention as the
-    population Gini coefficient, so a vector of n equal values has CV 0 and a vector
-    with all mass on one of n positions has CV ``100 sqrt(n - 1)``.
+    sigma is the population standard deviation (``ddof=0``, as in the population Gini),
+    so n equal values have CV 0 and all mass on one of n positions ``100 sqrt(n - 1)``.
 
     Parameters
     ----------
     x : array-like of shape [n]
-        Non-empty, finite values with a non-zero mean (per-position matching strength).
-
-    Returns
-    -------
-    float
-        Lower is more even.
+        Non-empty, finite values with a non-zero mean.
 
     Raises
     ------
     ValueError
-        On an empty or non-finite input, or a zero mean (CV undefined).
+        On an empty or non-finite input, or a zero mean.
     """
     arr = _as_float_array(x, "coefficient_of_variation")
     mean = arr.mean()
@@ -92,20 +75,15 @@ def coefficient_of_variation(x: Sequence[float] | np.ndarray | Tensor) -> float:
 
 
 def gini(x: Sequence[float] | np.ndarray | Tensor) -> float:
-    """Gini coefficient ``G = 2 sum_i i x_(i) / (n sum_i x_i) - (n + 1) / n``.
+    """Gini coefficient ``G = 2 sum_i i x_(i) / (n sum_i x_i) - (n + 1) / n`` (lower: more even).
 
-    ``x_(1) <= ... <= x_(n)`` are the values sorted ascending, ``i`` runs from 1 to n.
-    ``G = 0`` for equal values; ``G = (n - 1) / n`` when all mass is on one position.
+    ``x_(1) <= ... <= x_(n)`` sorted ascending; G is 0 for equal values and
+    ``(n - 1) / n`` when all mass is on one position.
 
     Parameters
     ----------
     x : array-like of shape [n]
         Non-empty, finite, non-negative values with a positive sum.
-
-    Returns
-    -------
-    float
-        In ``[0, (n - 1) / n]``; lower is more even.
 
     Raises
     ------
@@ -125,39 +103,26 @@ def gini(x: Sequence[float] | np.ndarray | Tensor) -> float:
 
 @dataclass
 class UtilizationStats:
-    """Utilization of one index, JSON-ready through :meth:`to_dict`.
+    """Utilization of one index (see :class:`UtilizationAccumulator`), JSON-ready.
 
     Attributes
     ----------
-    strength : list of float, length P
-        Normalised per-position matching strength (see :class:`UtilizationAccumulator`).
-    strength_sum : list of float, length P
-        Un-normalised sum of MaxSim values won by each position over all query tokens.
-    wins : list of int, length P
-        Number of query tokens whose MaxSim each position won.
-    position_counts : list of int, length P
-        Number of relevant pairs whose document has a (non-masked) vector at the position.
-    cv : float or None
-        :func:`coefficient_of_variation` of ``strength``; None when undefined (no
-        match records, or a non-positive mean).
-    gini : float or None
-        :func:`gini` of ``strength``; None when undefined (no match records, or a
-        negative strength).
-    num_pairs : int
-        Relevant (query, document) pairs fed.
-    num_match_records : int
-        (pair, query token) records that found a document vector to match.
+    strength, strength_sum : list of float, length P
+        Normalised per-position matching strength; un-normalised sum of won MaxSim values.
+    wins, position_counts : list of int, length P
+        Query tokens each position won; relevant pairs whose document fills the position.
+    cv, gini : float or None
+        Of ``strength``; None when undefined (no match records, a non-positive mean for
+        CV, a negative strength for Gini).
+    num_pairs, num_match_records : int
+        Relevant pairs fed; (pair, query token) records that found a vector to match.
     index_usage : float or None
-        ``won_vectors / total_indexed_vectors``; None unless document ids and the
-        total were given.
-    won_vectors : int or None
-        Distinct (document, position) vectors that won at least one MaxSim.
-    total_indexed_vectors : int or None
-        Number of vectors in the index.
+        ``won_vectors / total_indexed_vectors`` (None without document ids and total).
+    won_vectors, total_indexed_vectors : int or None
+        Distinct (document, position) vectors that won a MaxSim; vectors in the index.
     similarity : list of list of (float or None), shape [S, S], or None
-        Mean within-document cosine similarity between positions i and j over the
-        documents that have both; None cells where no document has both; None when
-        no documents were fed to ``update_documents``.
+        Mean within-document cosine similarity of positions i and j (None cells: no
+        document has both; None: no documents fed to ``update_documents``).
     similarity_documents : int
         Documents fed to ``update_documents``.
     note : str
@@ -177,7 +142,7 @@ class UtilizationStats:
     total_indexed_vectors: int | None = None
     similarity: list[list[float | None]] | None = None
     similarity_documents: int = 0
-    note: str = field(default=PREQUANTISATION_NOTE)
+    note: str = PREQUANTISATION_NOTE
 
     @property
     def num_positions(self) -> int:
@@ -199,25 +164,17 @@ class UtilizationStats:
         """
         if not isinstance(data, Mapping):
             raise ValueError(f"{source}: expected a mapping, got {type(data).__name__}")
-        names = {f.name for f in fields(cls)}
-        required = {"strength", "strength_sum", "wins", "position_counts", "cv", "gini"}
-        required |= {"num_pairs", "num_match_records"}
+        required = {f.name for f in fields(cls) if f.default is MISSING}
         missing = sorted(required - set(data))
         if missing:
             raise ValueError(f"{source}: utilization record lacks keys {missing}")
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
-    def summary(self, prefix: str = "utilization/") -> dict[str, float | int]:
-        """Scalar values for a logger summary (undefined values left out)."""
-        values = {
-            "cv": self.cv,
-            "gini": self.gini,
-            "index_usage": self.index_usage,
-            "won_vectors": self.won_vectors,
-            "num_positions": self.num_positions,
-            "num_pairs": self.num_pairs,
-        }
-        return {prefix + k: v for k, v in values.items() if v is not None}
+    def summary(self) -> dict[str, float | int]:
+        """Scalar values for a logger summary, as ``utilization/<name>`` (undefined left out)."""
+        names = ("cv", "gini", "index_usage", "won_vectors", "num_positions", "num_pairs")
+        values = {name: getattr(self, name) for name in names}
+        return {f"utilization/{k}": v for k, v in values.items() if v is not None}
 
 
 def _grow(t: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -239,55 +196,51 @@ def _check_batch(vectors: Tensor, mask: Tensor, what: str) -> None:
         )
 
 
+def _used_length(mask: Tensor) -> int:
+    """One past the last slot of ``mask[B, M]`` any row uses (0: none)."""
+    used = mask.bool().any(0).nonzero()
+    return int(used[-1]) + 1 if used.numel() else 0
+
+
 class UtilizationAccumulator:
     r"""Stream relevant pairs and documents; accumulate utilization statistics.
 
     **Matching strength** (Section 6.5: "sum the maximum similarity scores across all
     relevant query-document pairs and normalize by the total number of match records
     at that query position"; Figure 3: "... averaged over query positions"). For a
-    relevant pair ``(q, d)`` and an unmasked query token at position ``i``, the winning
-    document position is ``j*(q, d, i) = argmax_j <q_i, d_j>`` over the unmasked
-    document vectors, and its MaxSim value is ``s(q, d, i) = max_j <q_i, d_j>``
-    (clamped at 0 under ``relu``). With ``R`` the relevant pairs::
+    relevant pair ``(q, d)`` in ``R`` and an unmasked query token ``i``, the winning
+    position is ``j*(q, d, i) = argmax_j <q_i, d_j>`` over the unmasked document
+    vectors, with MaxSim value ``s(q, d, i) = max_j <q_i, d_j>`` (clamped at 0 under
+    ``relu``)::
 
         S[i, j] = sum_{(q,d) in R} [j*(q, d, i) = j] s(q, d, i)    # strength_sum per (i, j)
         N[i]    = #{(q, d) in R : q has a token at i, d has a vector}  # match records at i
         strength[j] = 1/|I| sum_{i in I} S[i, j] / N[i],  I = {i : N[i] > 0}
 
-    So ``strength[j]`` is the mean MaxSim mass position j takes per query token,
-    averaged over query positions (every query position weighs the same however many
-    queries reach it), and ``sum_j strength[j]`` is the mean per-token MaxSim score.
-    ``strength_sum[j] = sum_i S[i, j]`` and ``wins[j]`` (number of query tokens won)
-    are kept un-normalised alongside. CV and Gini are computed on ``strength`` over all
-    P positions, including those that never win (those are the under-used slots).
+    ``strength[j]`` is the MaxSim mass position j takes per query token, every query
+    position weighing the same; ``sum_j strength[j]`` is the mean per-token MaxSim.
+    CV and Gini cover all P positions, those that never win (the under-used) included.
 
-    **Positions** are output-slot indices in ``docs[B, M, D]``. With ``num_positions``
-    fixed (a fixed budget), P is that number; with None, P grows to the largest
-    unmasked slot seen in a relevant document (variable-length outputs, uncompressed).
+    **Positions** are slot indices of ``docs[B, M, D]``: P is ``num_positions`` (a
+    fixed budget) or grows to the last unmasked slot of a relevant document.
+    **Index usage** is the share of ``total_indexed_vectors`` that win at least one
+    MaxSim, counted by (document id, position); it needs ``doc_ids`` on every
+    :meth:`update`. **Similarity** ``sim[i, j]`` is the mean ``cos(d_i, d_j)`` over the
+    documents fed to :meth:`update_documents` with vectors at both i and j (i, j < S).
 
-    **Index usage** = distinct (document id, position) vectors that win at least one
-    MaxSim over the pairs fed to :meth:`update`, divided by ``total_indexed_vectors``.
-    Needs ``doc_ids`` on every :meth:`update` call. The same document in several pairs
-    must be given the same vectors (they are the indexed ones).
-
-    **Inter-position similarity**: ``sim[i, j]`` = mean over the documents fed to
-    :meth:`update_documents` that have unmasked vectors at both i and j of
-    ``cos(d_i, d_j)``, for the first S positions.
-
-    All per-batch work is batched tensor algebra on the inputs' device (float32);
-    running sums are float64/int64 on the CPU. Feed the exact vectors that were
-    indexed, before quantisation.
+    Batches are computed on the inputs' device (float32), running sums kept in
+    float64/int64 on the CPU. Feed the exact vectors that were indexed, before
+    quantisation.
 
     Parameters
     ----------
     num_positions : int or None
         P, fixed number of document positions (e.g. the budget), or None to grow.
     similarity_positions : int or None
-        S, size of the similarity matrix (the first S positions); None: same as
-        ``num_positions`` when fixed, otherwise grow with the documents seen.
+        S, size of the similarity matrix; None: ``num_positions``, else grow.
     relu : bool
-        ColBERT_P scoring: MaxSim values are clamped at 0 (winners are still the raw
-        argmax), matching ``colcompress.models.scoring.maxsim(relu=True)``.
+        ColBERT_P scoring: MaxSim values clamped at 0 (winners are the raw argmax), as
+        ``colcompress.models.scoring.maxsim(relu=True)``.
     """
 
     def __init__(
@@ -303,9 +256,7 @@ class UtilizationAccumulator:
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer or None, got {value}")
         self.num_positions = num_positions
-        self.similarity_positions = (
-            similarity_positions if similarity_positions is not None else num_positions
-        )
+        self.similarity_positions = similarity_positions or num_positions
         self.relu = relu
         p = num_positions or 0
         s = self.similarity_positions or 0
@@ -322,18 +273,6 @@ class UtilizationAccumulator:
         self._sim_sum = torch.zeros(s, s, dtype=torch.float64)
         self._sim_count = torch.zeros(s, s, dtype=torch.int64)
         self._sim_docs = 0
-
-    def _positions_in(self, mask: Tensor) -> int:
-        """Slots to keep from ``mask[B, M]``: up to the last unmasked one, or P when fixed."""
-        used = mask.bool().any(0).nonzero()
-        last = int(used[-1]) + 1 if used.numel() else 0
-        if self.num_positions is None:
-            return last
-        if last > self.num_positions:
-            raise ValueError(
-                f"docs have a vector at position {last - 1} but num_positions={self.num_positions}"
-            )
-        return min(mask.shape[1], self.num_positions)
 
     @torch.no_grad()
     def update(
@@ -381,7 +320,10 @@ class UtilizationAccumulator:
         self._num_pairs += batch
         if batch == 0:
             return
-        m = self._positions_in(doc_mask)
+        last, fixed = _used_length(doc_mask), self.num_positions
+        if fixed is not None and last > fixed:
+            raise ValueError(f"docs have a vector at position {last - 1} but num_positions={fixed}")
+        m = last if fixed is None else min(doc_mask.shape[1], fixed)  # slots kept
         if m == 0:  # no document vector in the batch: no match records
             return
         docs, dmask = docs[:, :m].float(), doc_mask[:, :m].bool()
@@ -399,7 +341,7 @@ class UtilizationAccumulator:
         s_batch = torch.zeros(lq * m, dtype=torch.float32, device=sim.device)
         s_batch.index_add_(0, flat, value[valid])
         w_batch = torch.bincount(flat, minlength=lq * m)
-        p = m if self.num_positions is None else self.num_positions
+        p = fixed or m
         self._strength = _grow(self._strength, (lq, p))
         self._wins = _grow(self._wins, (lq, p))
         self._records = _grow(self._records, (lq,))
@@ -412,14 +354,11 @@ class UtilizationAccumulator:
         if uses_ids:
             index = [self._doc_index.setdefault(i, len(self._doc_index)) for i in doc_ids]
             index_t = torch.tensor(index, dtype=torch.int64, device=winner.device)
-            keys = (index_t[:, None] << _POSITION_BITS) | winner
-            self._add_won_keys(torch.unique(keys[valid]).cpu())
-
-    def _add_won_keys(self, keys: Tensor) -> None:
-        self._pending_keys.append(keys)
-        self._pending_len += keys.numel()
-        if self._pending_len > max(1 << 20, self._won_keys.numel()):
-            self._consolidate()
+            keys = torch.unique(((index_t[:, None] << _POSITION_BITS) | winner)[valid]).cpu()
+            self._pending_keys.append(keys)
+            self._pending_len += keys.numel()
+            if self._pending_len > max(1 << 20, self._won_keys.numel()):
+                self._consolidate()
 
     def _consolidate(self) -> None:
         if self._pending_keys:
@@ -440,9 +379,7 @@ class UtilizationAccumulator:
         _check_batch(docs, doc_mask, "docs")
         self._sim_docs += docs.shape[0]
         s = self.similarity_positions
-        used = doc_mask.bool().any(0).nonzero()
-        m = int(used[-1]) + 1 if used.numel() else 0
-        m = m if s is None else min(s, m)
+        m = _used_length(doc_mask) if s is None else min(s, _used_length(doc_mask))
         if s is None:
             self._sim_sum = _grow(self._sim_sum, (m, m))
             self._sim_count = _grow(self._sim_count, (m, m))
@@ -461,10 +398,6 @@ class UtilizationAccumulator:
         total_indexed_vectors : int, optional
             Number of vectors in the whole index, the denominator of index usage.
 
-        Returns
-        -------
-        UtilizationStats
-
         Raises
         ------
         ValueError
@@ -473,8 +406,7 @@ class UtilizationAccumulator:
         records = self._records.to(torch.float64)
         seen = records > 0
         if seen.any():
-            per_qpos = self._strength[seen] / records[seen, None]  # [|I|, P]
-            strength = per_qpos.mean(0)
+            strength = (self._strength[seen] / records[seen, None]).mean(0)  # over I
         else:
             strength = torch.zeros(self._strength.shape[1], dtype=torch.float64)
         cv = g = None
@@ -500,8 +432,8 @@ class UtilizationAccumulator:
         if self._sim_docs:
             mean = self._sim_sum / self._sim_count.clamp_min(1)
             similarity = [
-                [float(v) if c > 0 else None for v, c in zip(row, crow, strict=True)]
-                for row, crow in zip(mean.tolist(), self._sim_count.tolist(), strict=True)
+                [float(v) if c > 0 else None for v, c in zip(row, crow)]
+                for row, crow in zip(mean.tolist(), self._sim_count.tolist())
             ]
         return UtilizationStats(
             strength=strength.tolist(),
@@ -518,9 +450,6 @@ class UtilizationAccumulator:
             similarity=similarity,
             similarity_documents=self._sim_docs,
         )
-
-
-DEFAULT_SIMILARITY_POSITIONS = 32
 
 
 def utilization_from_vectors(
@@ -542,24 +471,18 @@ def utilization_from_vectors(
         Encoded queries, padding removed.
     doc_vectors : sequence of Tensor[m_d, D]
         Exactly the vectors handed to ``Index.build`` (pre-quantisation), or the
-        :class:`~colcompress.index.store.VectorStore` the index was built from (read a
-        document at a time); the row index is the position. The whole sequence is the
-        index: its total row count is the denominator of index usage.
+        :class:`~colcompress.index.store.VectorStore` the index was built from; the row
+        index is the position, the total row count the denominator of index usage.
     pairs : iterable of (query index, document index)
         Relevant pairs (qrels > 0), indices into the two sequences.
     num_positions, similarity_positions, relu
         See :class:`UtilizationAccumulator`.
     similarity_sample : int, optional
-        Use this many documents (a fixed-seed random sample) for the similarity
-        matrix instead of all of them.
+        Documents (a fixed-seed random sample) for the similarity matrix (default all).
     batch_size : int
         Pairs (and documents) per batched MaxSim.
     device : torch.device or str
         Where the batched MaxSim runs.
-
-    Returns
-    -------
-    UtilizationStats
     """
     if not doc_vectors:
         raise ValueError("utilization_from_vectors needs at least one document")
@@ -575,55 +498,39 @@ def utilization_from_vectors(
         gen = torch.Generator().manual_seed(0)
         order = sorted(torch.randperm(len(order), generator=gen)[:similarity_sample].tolist())
     for start in range(0, len(order), batch_size):
-        d, d_mask = pad_stack(
-            [doc_vectors[i].to(device) for i in order[start : start + batch_size]]
-        )
-        acc.update_documents(d, d_mask)
+        chunk = order[start : start + batch_size]
+        acc.update_documents(*pad_stack([doc_vectors[i].to(device) for i in chunk]))
     if isinstance(doc_vectors, VectorStore):
-        total = doc_vectors.num_vectors
-    else:
-        total = sum(v.shape[0] for v in doc_vectors)
-    return acc.compute(total_indexed_vectors=total)
+        return acc.compute(total_indexed_vectors=doc_vectors.num_vectors)
+    return acc.compute(total_indexed_vectors=sum(v.shape[0] for v in doc_vectors))
 
 
+@dataclass
 class UtilizationAnalysis:
     """Analysis hook for ``evaluate_model(..., analyses=[UtilizationAnalysis(...)])``.
 
     Called as ``f(model, data, docs, queries)`` after the evaluation pass, with
-    ``docs.vectors`` in ``list(data.corpus)`` order and ``queries.vectors`` in
-    ``list(data.queries)`` order (as the evaluator encodes them). Relevant pairs are
-    the qrels with relevance > 0. Positions are row indices of the indexed vectors
-    (the compressor's output slots with masked slots removed). With a budget there
-    are exactly ``budget`` positions (slots no relevant document fills count, with
-    strength 0, against evenness); without one the number grows with the data. The
-    similarity matrix covers the first ``similarity_positions`` positions (default:
-    the compressor's budget, else 32).
-    ColBERT_P scoring (``model.relu``) is followed.
+    ``docs.vectors`` in ``data.corpus`` order and ``queries.vectors`` in ``data.queries``
+    order; the relevant pairs are the qrels > 0. Positions are row indices of the
+    indexed vectors. A fixed budget fixes the positions (slots no relevant document
+    fills count, with strength 0, against evenness); without one they grow with the
+    data. ColBERT_P scoring (``model.relu``) is followed.
 
-    Parameters
+    Attributes
     ----------
     similarity_positions : int, optional
-    similarity_sample : int, optional
-        Documents used for the similarity matrix (default all).
-    batch_size : int
-    device : torch.device or str
+        Size of the similarity matrix (default: the compressor's budget, else 32).
+    similarity_sample, batch_size, device
+        As in :func:`utilization_from_vectors`.
     output_dir : path, optional
         Also write ``utilization_strength.png`` and ``utilization_similarity.png`` here.
     """
 
-    def __init__(
-        self,
-        similarity_positions: int | None = None,
-        similarity_sample: int | None = None,
-        batch_size: int = 64,
-        device: torch.device | str = "cpu",
-        output_dir: str | os.PathLike | None = None,
-    ) -> None:
-        self.similarity_positions = similarity_positions
-        self.similarity_sample = similarity_sample
-        self.batch_size = batch_size
-        self.device = device
-        self.output_dir = None if output_dir is None else Path(output_dir)
+    similarity_positions: int | None = None
+    similarity_sample: int | None = None
+    batch_size: int = 64
+    device: torch.device | str = "cpu"
+    output_dir: str | os.PathLike | None = None
 
     def __call__(
         self, model: ColBERT, data: BeirData, docs: Encoded, queries: Encoded
@@ -653,6 +560,6 @@ class UtilizationAnalysis:
             device=self.device,
         )
         if self.output_dir is not None:
-            plot_strength(stats, self.output_dir / "utilization_strength.png")
-            plot_similarity(stats, self.output_dir / "utilization_similarity.png")
+            plot_strength(stats, Path(self.output_dir) / "utilization_strength.png")
+            plot_similarity(stats, Path(self.output_dir) / "utilization_similarity.png")
         return {"utilization": stats.to_dict()}

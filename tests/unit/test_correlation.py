@@ -16,6 +16,7 @@ from colcompress.analysis import plots
 from colcompress.analysis.cli import main
 from colcompress.analysis.correlation import correlate, short_labels
 from colcompress.analysis.records import AnalysisError, RunRecord
+from colcompress.evaluation.plots import save_png
 from colcompress.evaluation.utilization import UtilizationStats, coefficient_of_variation, gini
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,10 +118,10 @@ def _assert_png(path: Path) -> None:
 
 def test_plots_write_png(tmp_path):
     stats = UtilizationStats.from_dict(_stats_with([1.0, 0.5, 0.2]))
-    out = plots.plot_correlation([1, 2, 3], [0.1, 0.3, 0.2], ["a", "b", "c"], tmp_path / "c.png")
-    _assert_png(out)
+    fig = plots.correlation_figure([1, 2, 3], [0.1, 0.3, 0.2], ["a", "b", "c"])
+    _assert_png(save_png(fig, tmp_path / "c.png"))
     grid = {"agc": stats, "hpool": UtilizationStats.from_dict(_stats_with([0.3, 0.3, 0.1]))}
-    _assert_png(plots.plot_utilization_grid(grid, tmp_path / "sub" / "grid.png"))
+    _assert_png(save_png(plots.utilization_grid_figure(grid), tmp_path / "sub" / "grid.png"))
     with pytest.raises(ValueError, match="2 labels for 3 points"):
         plots.correlation_figure([1, 2, 3], [1, 2, 3], ["a", "b"])
 

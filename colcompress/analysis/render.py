@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from colcompress.analysis.tables import Cell, Report
 
 FORMATS = ("md", "csv", "tex")
-TESTS = {"t-test": "student", "fisher": "fisher"}  # the paired tests: CLI name -> ranx stat_test
+TESTS = ("t-test", "fisher")  # the paired tests' CLI names (see analysis.significance)
 TEST_NAMES = {"t-test": "paired t-test", "fisher": "Fisher's randomization test"}
 MARK = "†"
 CSV_COLUMNS = (

@@ -1,4 +1,9 @@
-"""Paired significance tests of a run against a baseline run (ranx, on the rankings)."""
+"""Paired significance tests of a run against a baseline run, on per-query scores.
+
+ranx scores every query of both rankings; the paired t-test is scipy's, and Fisher's
+randomization test is :func:`fisher_randomization`, whose draws depend on the seed
+alone (not on threads or processes).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,75 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy import stats
+
 from colcompress.analysis.records import AnalysisError, RunRecord
 from colcompress.analysis.render import TESTS
 from colcompress.data.beir import load_beir, slice_beir
-from colcompress.evaluation.metrics import ranx_lock, ranx_qrels, ranx_run
+from colcompress.evaluation.metrics import per_query_scores
 
 Ranking = dict[str, dict[str, float]]
+_CHUNK_ENTRIES = 1 << 22  # random numbers fisher_randomization draws at once (32 MiB)
+
+
+def fisher_randomization(
+    control: np.ndarray,
+    treatment: np.ndarray,
+    permutations: int,
+    seed: int,
+    chunk_size: int | None = None,
+) -> float:
+    """Two-sided p-value of Fisher's paired randomization test (Monte Carlo).
+
+    Each draw swaps the two scores of every query with probability 1/2, which flips
+    the sign of the query's difference ``d = treatment - control``; the p-value is
+    the fraction of draws whose ``|mean(signs * d)|`` reaches the observed
+    ``|mean(d)|`` (Smucker et al., CIKM 2007; ranx's estimator). Sums that tie up to
+    floating-point rounding count as reaching it.
+
+    Parameters
+    ----------
+    control, treatment : array of shape (queries,)
+        Per-query scores of the two systems, in the same query order.
+    permutations : int
+        Number of random sign vectors drawn.
+    seed : int
+        Seed of the ``numpy.random.default_rng`` the signs come from.
+    chunk_size : int or None
+        Draws generated at once (None: as many as keep about ``2**22`` random
+        numbers in memory). The p-value does not depend on it: the chunks are
+        consecutive blocks of one generator's stream.
+
+    Returns
+    -------
+    float
+        The p-value; 1.0 when the differences are all zero.
+    """
+    control = np.asarray(control, dtype=np.float64)
+    treatment = np.asarray(treatment, dtype=np.float64)
+    if (
+        permutations < 1
+        or control.ndim != 1
+        or control.shape != treatment.shape
+        or not control.size
+    ):
+        raise ValueError(
+            "need permutations >= 1 and two non-empty score vectors of one length, got "
+            f"{permutations} permutations and shapes {control.shape}, {treatment.shape}"
+        )
+    d = treatment - control
+    observed = abs(d.sum())
+    tolerance = 1e-9 * np.abs(d).sum()  # rounding of sums of up to d.size terms
+    chunk = chunk_size or max(1, _CHUNK_ENTRIES // d.size)
+    rng = np.random.default_rng(seed)
+    reached, left = 0, permutations
+    while left:
+        rows = min(chunk, left)
+        flipped = np.where(rng.random((rows, d.size)) < 0.5, -d, d)
+        reached += int(np.count_nonzero(np.abs(flipped.sum(axis=1)) >= observed - tolerance))
+        left -= rows
+    return reached / permutations
 
 
 def read_trec(path: Path) -> Ranking:
@@ -43,15 +111,16 @@ def read_trec(path: Path) -> Ranking:
 
 
 class Significance:
-    """Loads qrels and rankings once; compares runs against a baseline run with ranx.
+    """Loads qrels and rankings once; compares runs against a baseline run.
 
     Parameters
     ----------
     test : str
-        ``"t-test"`` (two-sided paired t-test) or ``"fisher"`` (randomization test of
-        ``permutations`` draws from ``seed``).
+        ``"t-test"`` (two-sided paired t-test, ``scipy.stats.ttest_rel``) or
+        ``"fisher"`` (:func:`fisher_randomization` with ``permutations`` draws from
+        ``seed``).
     alpha : float
-        Significance level (ranx's ``max_p``).
+        Significance level.
     permutations, seed : int
     data_dir : Path or None
         BEIR folder for the qrels (None: the one each run's config records).
@@ -116,29 +185,25 @@ class Significance:
         Judged queries missing from a ranking count as retrieving nothing, as in the
         metrics of ``results.json``.
         """
-        from ranx import compare
-
         qrels = self.qrels(run)
         base, other = self.ranking(baseline), self.ranking(run)
         if not qrels or base is None or other is None:
             return None
-        with ranx_lock():
-            report = compare(
-                ranx_qrels(qrels),
-                [ranx_run(base, "baseline"), ranx_run(other, "run")],
-                list(metrics),
-                stat_test=TESTS[self.test],
-                n_permutations=self.permutations,
-                max_p=self.alpha,
-                random_seed=self.seed,
-                make_comparable=True,
-            )
-        for name, source in (("baseline", baseline), ("run", run)):
+        control = per_query_scores(qrels, base, metrics)
+        treatment = per_query_scores(qrels, other, metrics)
+        for source, scores in ((baseline, control), (run, treatment)):
             for metric in metrics:
-                recomputed, stored = report.results[name][metric], source.metrics[metric]
+                recomputed, stored = float(np.mean(scores[metric])), source.metrics[metric]
                 if abs(recomputed - stored) > 1e-3:
                     self.notes.append(
                         f"{source.run_dir}: {metric} from run.trec and the qrels is "
                         f"{recomputed:.4f}, results.json says {stored:.4f} (different data?)"
                     )
-        return {m: float(report.comparisons["baseline", "run"][m]["p_value"]) for m in metrics}
+        return {m: self.p_value(control[m], treatment[m]) for m in metrics}
+
+    def p_value(self, control: np.ndarray, treatment: np.ndarray) -> float:
+        """Two-sided p-value of the configured test on paired per-query scores (NaN:
+        the t-test on identical scores)."""
+        if self.test == "fisher":
+            return fisher_randomization(control, treatment, self.permutations, self.seed)
+        return float(stats.ttest_rel(control, treatment).pvalue)

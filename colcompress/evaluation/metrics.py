@@ -35,7 +35,7 @@ import numpy as np
 import ranx
 from filelock import FileLock
 from numba.typed import List as TypedList
-from ranx import Qrels, Run, compare, evaluate
+from ranx import Qrels, Run, evaluate
 from ranx.data_structures.common import create_and_sort
 from ranx.meta.evaluate import extract_metric_and_params
 from ranx.metrics import metric_switch
@@ -211,15 +211,42 @@ def compute_metrics(
     return {m: float(values[m]) * scale for m in metrics}
 
 
+def per_query_scores(
+    qrels: dict[str, dict[str, int]],
+    run: dict[str, dict[str, float]],
+    metrics: tuple[str, ...] | list[str],
+) -> dict[str, np.ndarray]:
+    """Each metric's score on every query of ``qrels``, in query-id order.
+
+    Queries of ``qrels`` missing from ``run`` score 0 and run queries without
+    judgements are left out (ranx's ``make_comparable``), so two runs scored against
+    the same qrels give paired arrays. Holds :func:`ranx_lock`.
+
+    Returns
+    -------
+    dict of metric name -> array of shape (len(qrels),)
+    """
+    names = list(dict.fromkeys(metrics))
+    # save_results_in_run keeps its default: without it ranx 0.3 looks a single
+    # metric's scores up under the name stripped of its cutoff (KeyError)
+    with ranx_lock():
+        scores = evaluate(
+            ranx_qrels(qrels), ranx_run(run), names, return_mean=False, make_comparable=True
+        )
+    # ranx returns the bare array for a single metric
+    return {names[0]: scores} if len(names) == 1 else dict(scores)
+
+
 def compile_kernels(metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS) -> float:
     """Compile ranx's numba kernels once, into numba's on-disk cache.
 
     ``make install`` calls this, so the first run, test or sweep job on a fresh
     machine loads compiled code instead of compiling it (about a minute on 2 CPU
     cores) and no two sweep jobs compile at the same time. The kernels are the ones
-    colcompress calls: building Qrels and Run from dicts, the metrics, and ranx's
-    ``compare`` with both significance tests of the report. Types, not sizes, pick
-    the compiled signature, so a two-query example compiles what full runs use.
+    colcompress calls: building Qrels and Run from dicts, the metrics, and the
+    per-query scores of the report's significance tests (:func:`per_query_scores`,
+    on a run that misses a judged query and has an unjudged one). Types, not sizes,
+    pick the compiled signature, so a two-query example compiles what full runs use.
 
     Returns
     -------
@@ -228,23 +255,13 @@ def compile_kernels(metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS) -> f
     """
     start = time.perf_counter()
     qrels = {"q1": {"d1": 1, "d2": 2}, "q2": {"d3": 1}}
-    first = {"q1": {"d1": 2.0, "d4": 1.0}, "q2": {"d3": 1.5, "d2": 0.5}}
-    second = {"q1": {"d4": 2.0, "d2": 1.0}, "q2": {"d2": 1.5, "d3": 0.5}}
-    with warnings.catch_warnings():  # ranx's and scipy's notes on a two-query example
+    run = {"q1": {"d1": 2.0, "d4": 1.0}, "q2": {"d3": 1.5, "d2": 0.5}}
+    partial = {"q1": {"d4": 2.0, "d2": 1.0}, "q3": {"d2": 1.5, "d3": 0.5}}
+    with warnings.catch_warnings():  # ranx's notes on a two-query example
         warnings.simplefilter("ignore")
-        compute_metrics(qrels, first, metrics)
-        for test in ("student", "fisher"):
-            with ranx_lock():
-                compare(
-                    ranx_qrels(qrels),
-                    [ranx_run(first, "first"), ranx_run(second, "second")],
-                    list(metrics),
-                    stat_test=test,
-                    n_permutations=10,
-                    max_p=0.05,
-                    random_seed=0,
-                    make_comparable=True,
-                )
+        compute_metrics(qrels, run, metrics)
+        per_query_scores(qrels, run, metrics)
+        per_query_scores(qrels, partial, metrics)
     return time.perf_counter() - start
 
 

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from scipy import stats
 
 from colcompress.analysis import render
 from colcompress.analysis.cli import main
 from colcompress.analysis.records import AnalysisError, RunRecord
+from colcompress.analysis.significance import Significance, fisher_randomization, read_trec
 from colcompress.analysis.tables import build_report
-from colcompress.evaluation.metrics import compute_metrics, write_trec_run
+from colcompress.evaluation.metrics import compute_metrics, per_query_scores, write_trec_run
 
 N = 20  # queries, one relevant document each
 METRICS = ["ndcg@10", "recall@10"]
@@ -181,6 +185,73 @@ def test_fisher_randomization_marks(sweep: Path):
     # one differing query: swapping it keeps |difference|, so every permutation ties
     assert not weak.significant["ndcg@10"] and weak.p_value["ndcg@10"] == pytest.approx(1.0)
     assert "Fisher" in render.markdown(report) and "Fisher" in render.latex(report)
+
+
+def test_t_test_p_values_are_scipys_on_the_per_query_scores(sweep: Path):
+    tester = Significance("t-test", 0.05, 1000, 42, None)
+    base = RunRecord.from_dir(sweep / "0")
+    control = per_query_scores(_qrels(), read_trec(base.ranking), METRICS)
+    in_id_order = [_ndcg(BASE_RANKS[int(q[1:])]) for q in sorted(_qrels())]
+    assert control["ndcg@10"] == pytest.approx(in_id_order)
+    for job in "12":  # agc (far worse), hpool (one query worse, recall@10 identical)
+        run = RunRecord.from_dir(sweep / job)
+        treatment = per_query_scores(_qrels(), read_trec(run.ranking), METRICS)
+        got = tester.compare(base, run, METRICS)
+        for metric in METRICS:
+            expected = stats.ttest_rel(control[metric], treatment[metric]).pvalue
+            assert got[metric] == expected or math.isnan(got[metric]) and math.isnan(expected)
+    assert got["ndcg@10"] == pytest.approx(2 * stats.t.sf(1, N - 1))
+    assert math.isnan(got["recall@10"])
+    assert not tester.notes
+
+
+def test_the_report_runs_fisher_on_the_per_query_scores(sweep: Path):
+    report = build_report([sweep], metrics=["ndcg@10"], test="fisher", permutations=500, seed=3)
+    base = per_query_scores(_qrels(), read_trec(sweep / "0" / "run.trec"), ["ndcg@10"])
+    strong = per_query_scores(_qrels(), read_trec(sweep / "1" / "run.trec"), ["ndcg@10"])
+    expected = fisher_randomization(base["ndcg@10"], strong["ndcg@10"], 500, seed=3)
+    assert report.cells["agc@32", "toy"].p_value["ndcg@10"] == expected
+
+
+# Differences of mixed signs and sizes, for a p-value strictly between 0 and 1.
+_DIFFS = np.array([0.31, -0.05, 0.12, 0.0, -0.2, 0.07, 0.15, -0.01, 0.09, 0.03, -0.11, 0.04])
+_FISHER = """
+import numpy as np
+from colcompress.analysis.significance import fisher_randomization
+d = np.array({diffs})
+print(repr(fisher_randomization(np.zeros_like(d), d, 3001, seed=7)))
+"""
+
+
+def test_fisher_p_value_is_the_same_in_every_process_and_chunking():
+    code = _FISHER.format(diffs=_DIFFS.tolist())
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    here = fisher_randomization(np.zeros_like(_DIFFS), _DIFFS, 3001, seed=7)
+    assert 0 < here < 1 and runs == [repr(here)] * 2
+    for chunk in (1, 7, 1000, 3001, 10_000):
+        got = fisher_randomization(np.zeros_like(_DIFFS), _DIFFS, 3001, seed=7, chunk_size=chunk)
+        assert got == here, chunk
+    assert fisher_randomization(np.zeros_like(_DIFFS), _DIFFS, 3001, seed=8) != here
+
+
+def test_fisher_p_value_estimates_the_exact_randomization_p_value():
+    control = np.array([0.50, 0.20, 0.70, 0.40, 0.90, 0.30, 0.60, 0.10])
+    treatment = control + np.array([0.15, 0.05, -0.02, 0.10, 0.08, -0.06, 0.12, 0.03])
+    d = treatment - control
+    signs = np.array(list(itertools.product([-1.0, 1.0], repeat=len(d))))  # all 2^8
+    exact = np.mean(np.abs(signs @ d) >= abs(d.sum()) - 1e-12)
+    assert 0.01 < exact < 0.2  # neither trivially small nor large
+    got = fisher_randomization(control, treatment, 20_000, seed=0)
+    assert abs(got - exact) < 0.01
+    assert fisher_randomization(treatment, control, 20_000, seed=0) == got  # two-sided
+    assert fisher_randomization(control, control, 20_000, seed=0) == 1.0
+    with pytest.raises(ValueError, match="permutations"):
+        fisher_randomization(control, treatment[:3], 100, seed=0)
 
 
 def test_mismatched_splits_are_refused(tmp_path: Path, data_dir: Path):

@@ -7,7 +7,8 @@ change on the shared machine hits every compressor alike; for every (compressor,
 batch) the best of ``--rounds`` is kept, and a compressor's time is their sum. The
 compressor's own forward is timed separately with module hooks; ``added`` is the whole
 encoding's extra time over ``none``, which also counts what a compressor changes in
-the encoder (memtok's and agc's appended tokens, agc's eager last-layer attention)::
+the encoder (memtok's and agc's appended tokens, agc's attention rows of its universal
+queries)::
 
     python benchmarks/bench_compress_cost.py --docs 96 --rounds 3
 """

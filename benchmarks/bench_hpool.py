@@ -25,9 +25,9 @@ from scipy.cluster import hierarchy
 from torch import Tensor
 
 from benchmarks import common
-from colcompress.compressors.base import pack
 from colcompress.compressors.hpool import HPool
 from colcompress.models.states import TokenStates
+from colcompress.padding import pad_stack
 
 TARGET_SPEEDUP = 5.0
 
@@ -77,11 +77,10 @@ def canonical(labels: np.ndarray) -> tuple[int, ...]:
 
 def hpool_labels(pool: HPool, batch: list[Tensor]) -> list[tuple[int, ...]]:
     """The partition HPool gives each document's non-protected tokens (canonical form)."""
-    packed = pack(batch, batch[0].shape[1])
-    mask = packed.mask
+    vectors, mask = pad_stack(batch)
     pooled = mask.clone()
     pooled[:, : pool.protected_tokens] = False
-    labels = pool._labels(packed.vectors, pooled, pool.num_clusters(pooled.sum(1)))
+    labels = pool._labels(vectors, pooled, pool.num_clusters(pooled.sum(1), mask.sum(1)))
     return [canonical(row[m].numpy()) for row, m in zip(labels, pooled, strict=True)]
 
 
@@ -89,9 +88,8 @@ def run_hpool(pool: HPool, batches: list[list[Tensor]]) -> float:
     """Seconds to pool every batch with ``pool`` (on the vectors' device)."""
     start = time.perf_counter()
     for batch in batches:
-        packed = pack(batch, batch[0].shape[1])
-        states = TokenStates(packed.vectors, packed.mask, packed.mask.long())
-        pool(packed.vectors, states)
+        vectors, mask = pad_stack(batch)
+        pool(vectors, TokenStates(vectors, mask, mask.long()))
     if batches[0][0].is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start

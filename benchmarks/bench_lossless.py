@@ -18,10 +18,10 @@ import time
 from torch import Tensor
 
 from benchmarks import common
-from colcompress.compressors.base import pack
 from colcompress.compressors.lossless import LosslessPruning
 from colcompress.evaluation.encode import encode
 from colcompress.models.states import TokenStates
+from colcompress.padding import pad_stack
 
 NFCORPUS_DOCS = 3633
 TARGET_SECONDS = 120.0
@@ -32,8 +32,8 @@ def prune(compressor: LosslessPruning, docs: list[Tensor], batch_size: int) -> f
     compressor.reset_counts()
     start = time.perf_counter()
     for i in range(0, len(docs), batch_size):
-        packed = pack(docs[i : i + batch_size], docs[0].shape[1])
-        compressor(packed.vectors, TokenStates(packed.vectors, packed.mask, packed.mask.long()))
+        vectors, mask = pad_stack(docs[i : i + batch_size])
+        compressor(vectors, TokenStates(vectors, mask, mask.long()))
     return time.perf_counter() - start
 
 

@@ -97,6 +97,7 @@ class AGC(Compressor):
     """
 
     needs_attention = True
+    attention_rows = "appended"
     needs_hidden_size = True
 
     def __init__(
@@ -156,8 +157,11 @@ class AGC(Compressor):
 
         Parameters
         ----------
-        attentions : Tensor[B, heads, N + T, N + T]
-            Last-layer attention probabilities, real tokens first.
+        attentions : Tensor[B, heads, R, N + T]
+            Last-layer attention probabilities over the real tokens followed by the
+            universal queries, whose rows are the last ``T``: only theirs
+            (``R = T``, as the encoder records them for agc) or every token's
+            (``R = N + T``).
         mask : Tensor[B, N]
             Bool, True for real tokens.
 
@@ -166,14 +170,13 @@ class AGC(Compressor):
         Tensor[B, N]
             ``alpha``, averaged over heads and universal queries; 0 on masked tokens.
         """
-        n = mask.shape[1]
-        expected = n + self.num_extra_tokens
-        if attentions.shape[-2:] != (expected, expected):
+        n, t = mask.shape[1], self.num_extra_tokens
+        if attentions.shape[-1] != n + t or attentions.shape[-2] not in (t, n + t):
             raise ValueError(
-                f"agc expected attentions [B, heads, {expected}, {expected}] (N={n} tokens + "
-                f"{self.num_extra_tokens} universal queries), got {tuple(attentions.shape)}"
+                f"agc expected attentions [B, heads, {t} or {n + t}, {n + t}] (N={n} tokens + "
+                f"{t} universal queries), got {tuple(attentions.shape)}"
             )
-        alpha = attentions[:, :, n:, :n].mean(dim=(1, 2))
+        alpha = attentions[:, :, -t:, :n].mean(dim=(1, 2))
         return alpha * mask
 
     def forward(
@@ -187,7 +190,7 @@ class AGC(Compressor):
             Projected token vectors.
         states : TokenStates
             ``mask[B, N]``, ``input_ids`` (random selection) and
-            ``attentions[B, heads, N + T, N + T]``.
+            ``attentions[B, heads, R, N + T]`` (see :meth:`saliency`).
         extra_vectors : Tensor[B, T, D] or None
             Unused (the universal queries act through attention only).
 
@@ -199,7 +202,7 @@ class AGC(Compressor):
         if states.attentions is None:
             raise ValueError(
                 "agc needs the encoder's last-layer attentions (TokenStates.attentions is None): "
-                "load the backbone with eager attention and pass output_attentions"
+                "build the encoder with record_attention and pass output_attentions"
             )
         mask = states.mask.bool()
         alpha = self.saliency(states.attentions, mask)

@@ -53,6 +53,10 @@ class Compressor(nn.Module):
         Learnable tokens the encoder appends to every document (memtok, agc).
     needs_attention : bool
         Whether the encoder must return last-layer attentions.
+    attention_rows : {"all", "appended"}
+        Which query rows of them: every token's (``[B, heads, N + T, N + T]``; the
+        last layer then runs eager attention) or the appended tokens' only
+        (``[B, heads, T, N + T]``, computed next to the layer's fused kernel; agc).
     needs_hidden_size : bool
         Whether the constructor takes ``hidden_size``, the backbone's H (the
         embeddings of appended tokens: memtok, agc).
@@ -91,6 +95,7 @@ class Compressor(nn.Module):
     budget_fixed_at_train: bool = False
     num_extra_tokens: int = 0
     needs_attention: bool = False
+    attention_rows: str = "all"
     needs_hidden_size: bool = False
     needs_corpus_idf: bool = False
     counts_pruning: bool = False

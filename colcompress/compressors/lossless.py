@@ -43,10 +43,11 @@ dominated vectors are dropped together, each tested against the full document.
 **Speed.** Exact dominance is invariant under an invertible linear map of the
 document's span, so the LP runs in the span's coordinates (rank <= min(n, D)).
 Cheap certificates first mark vectors that are the (positive) maximum along some
-direction (:func:`_probe_directions`) as kept; the LP set K starts from those and
-grows by column generation: when a certificate q fails on the full document, its
-best-scoring vector is provably non-dominated and joins K. Each LP thus has
-``|K| + 1`` columns and ``rank`` rows.
+direction as kept (:func:`_separated`: Gilbert's algorithm finds such a direction for
+every vector outside the hull of the others and 0, in a few matrix products); the LP
+set K starts from those and grows by column generation: when a certificate q fails on
+the full document, its best-scoring vector is provably non-dominated and joins K.
+Each LP thus has ``|K| + 1`` columns and ``rank`` rows.
 
 **Strategies.** ``lp``: exact (lossless). ``lp_svd``: the paper's approximate
 variant, the same test in the document's top singular subspace (``svd_mode``
@@ -85,6 +86,7 @@ STRATEGIES = ("lp", "lp_svd", "norm")
 SVD_MODES = ("cumulative", "absolute")
 _RESIDUAL_TOL = 1e-6
 _BLOCK_NONZEROS = 100_000  # dense entries per stacked LP call
+_SEPARATION_STEPS = 100  # Gilbert iterations per vector before the LP decides it
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
@@ -122,29 +124,59 @@ def reduce_dimension(x: np.ndarray, svd_mode: str | None, threshold: float = 0.0
     return u[:, :r] * s[:r]
 
 
-def _directional_maxima(y: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """Vectors attaining a positive maximum along some direction: ``bool[n]``.
+def _separated(y: np.ndarray, targets: np.ndarray, steps: int) -> np.ndarray:
+    """Which ``targets`` attain a positive maximum along some direction: ``bool[m]``.
 
-    Such a vector is not dominated (nothing scores strictly higher on that query).
+    Such a vector is not dominated (nothing scores strictly higher on that query). The
+    directions come from Gilbert's algorithm, run for every target at once: for a
+    target ``d = y_j``, the iterate ``c`` is a point of ``C = conv({y_i : i != j} U
+    {0})`` (it starts at 0) and the candidate query is ``q = d - c``; ``d`` passes when
+    ``q . d >= q . y_i`` for every ``i != j`` and ``q . d > 0``. Otherwise ``c`` moves
+    towards the vector scoring highest on ``q`` (0 when none scores above 0) with an
+    exact line search, the Frank-Wolfe step of ``min |d - c|^2`` over ``C``. When ``d``
+    lies outside ``C``, ``q`` tends to ``d`` minus its projection on ``C``, on which
+    ``d`` beats every point of ``C``, so the test passes after finitely many steps. A
+    target inside ``C`` or on its boundary (dominated, or tied with a combination of
+    others) never passes: it stays undecided for the LP.
+
+    Parameters
+    ----------
+    y : ndarray[n, r]
+        The document's vectors.
+    targets : ndarray[m]
+        Int, the rows to test.
+    steps : int
+        Iterations at most (the first tests each target's own direction).
+
+    Returns
+    -------
+    ndarray[m]
+        bool, True for targets shown to be the positive maximum along some ``q``.
     """
-    scores = directions @ y.T  # [m, n]
-    top = scores.max(1, keepdims=True)
-    return ((scores >= top) & (top > 0)).any(0)
-
-
-def _probe_directions(y: np.ndarray) -> np.ndarray:
-    """Cheap candidate queries ``[m, r]`` for :func:`_directional_maxima`.
-
-    Every vector's own direction, the principal axes (both signs) and ridge
-    "dual" directions ``(Y^T Y + a I)^{-1} y_j``, which score y_j high and the
-    other vectors near 0 (exactly so when the vectors are independent).
-    """
-    r = y.shape[1]
-    gram = y.T @ y
-    scale = max(float(np.trace(gram)) / r, 1e-12)
-    alphas = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-    ridge = [y @ np.linalg.inv(gram + a * scale * np.eye(r)) for a in alphas]
-    return np.vstack([y, np.eye(r), -np.eye(r), *ridge])
+    d = y[targets]  # [m, r]
+    c = np.zeros_like(d)
+    passed = np.zeros(len(targets), dtype=bool)
+    active = np.arange(len(targets))
+    for _ in range(steps):
+        q = d[active] - c[active]
+        rows = np.arange(len(active))
+        scores = q @ y.T  # [a, n]
+        scores[rows, targets[active]] = -np.inf
+        best = scores.argmax(1)
+        top = scores[rows, best]
+        own = np.einsum("ar,ar->a", q, d[active])
+        done = (top <= own) & (own > 0)
+        passed[active[done]] = True
+        vertex = np.where((top > 0)[:, None], y[best], 0.0)
+        step = vertex - c[active]
+        length = np.einsum("ar,ar->a", step, step)
+        gain = np.einsum("ar,ar->a", q, step)
+        moving = ~done & (gain > 0)  # gain <= 0: c is optimal, d is not outside C
+        active, step = active[moving], step[moving]
+        if not len(active):
+            break
+        c[active] += np.minimum(gain[moving] / length[moving], 1.0)[:, None] * step
+    return passed
 
 
 def _test_block(
@@ -230,8 +262,8 @@ def nondominated(
 ) -> np.ndarray:
     """Which vectors of one document survive dominance pruning.
 
-    Vectors proven non-dominated by :func:`_probe_directions` form the initial LP
-    basis. In rounds, every undecided vector j is tested against the basis
+    Vectors proven non-dominated by :func:`_separated` form the initial LP basis.
+    In rounds, every undecided vector j is tested against the basis
     (:func:`_test_block`, all of a round's tests in few LP calls): dominated w.r.t.
     a subset of the others means dominated. Otherwise the certificate q is checked
     on the whole document; if no vector scores above ``q . d_j`` on it, j is kept.
@@ -261,12 +293,18 @@ def nondominated(
     n = x.shape[0]
     if n <= 1:
         return np.ones(n, dtype=bool)
-    y = reduce_dimension(x, svd_mode, svd_threshold)
+    # the exact test needs the span's coordinates for its LPs only (the certificates
+    # depend on inner products, which they preserve)
+    y = x if svd_mode is None else reduce_dimension(x, svd_mode, svd_threshold)
     norms = np.linalg.norm(y, axis=1)
     zero = norms <= 1e-12 * max(1.0, float(norms.max()))
-    keep = _directional_maxima(y, _probe_directions(y)) & ~zero
+    keep = ~zero
+    keep[keep] = _separated(y, np.flatnonzero(keep), _SEPARATION_STEPS)
     in_basis = keep.copy()
     decided = keep | zero
+    if svd_mode is None and not decided.all():
+        y = reduce_dimension(x, None)
+        norms = np.linalg.norm(y, axis=1)
     while not decided.all():
         undecided = np.flatnonzero(~decided)
         undecided = undecided[np.argsort(-norms[undecided])]
@@ -317,16 +355,23 @@ def _single_threaded() -> AbstractContextManager:
     return threadpool_limits(1) if threadpool_limits is not None else nullcontext()
 
 
+def _single_threaded_worker() -> None:
+    """Worker initializer: BLAS with one thread for the worker's life."""
+    if threadpool_limits is not None:
+        threadpool_limits(1)
+
+
 def _nondominated_job(args: tuple[np.ndarray, float, str | None, float]) -> np.ndarray:
-    with _single_threaded():
-        return nondominated(*args)
+    return nondominated(*args)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
     """A process pool kept for the life of the process (spawned: safe with torch)."""
     if workers not in _POOLS:
         _POOLS[workers] = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn")
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_single_threaded_worker,
         )
     return _POOLS[workers]
 
@@ -446,18 +491,20 @@ class LosslessPruning(Compressor):
 
     def _lp_keep(self, vectors: Tensor, keep: Tensor) -> Tensor:
         """Dominance test per document, ``Tensor[B, N]`` bool."""
-        docs = [v[k].detach().double().cpu().numpy() for v, k in zip(vectors, keep)]
+        # one conversion of the batch (per-document tensor indexing costs more)
+        array = vectors.detach().double().cpu().numpy()
+        selected = keep.cpu().numpy()
         svd_mode = self.svd_mode if self.strategy == "lp_svd" else None
-        jobs = [(x, self.margin, svd_mode, self.svd_threshold) for x in docs]
+        jobs = [(x[k], self.margin, svd_mode, self.svd_threshold) for x, k in zip(array, selected)]
         if self.workers > 1 and len(jobs) > 1:
             results = list(_pool(self.workers).map(_nondominated_job, jobs))
         else:
-            results = [_nondominated_job(job) for job in jobs]
-        out = keep.clone()
+            with _single_threaded():
+                results = [_nondominated_job(job) for job in jobs]
+        out = selected.copy()
         for b, survive in enumerate(results):
-            idx = keep[b].nonzero().squeeze(1)
-            out[b, idx] = torch.from_numpy(survive).to(keep.device)
-        return out
+            out[b, selected[b]] = survive
+        return torch.from_numpy(out).to(keep.device)
 
     def forward(
         self, vectors: Tensor, states: TokenStates, extra_vectors: Tensor | None = None

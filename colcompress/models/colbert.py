@@ -135,6 +135,7 @@ class ColBERT(LateInteraction):
         self.encoder = Encoder(
             model,
             record_attention=self.compressor.needs_attention and self.document_modality == "text",
+            attention_rows=self.compressor.attention_rows,
         )
         hidden = self.encoder.hidden_size
         self.projection = self._projection(hidden, dim, pretrained)

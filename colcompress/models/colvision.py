@@ -202,6 +202,7 @@ class ColVision(LateInteraction):
             bidirectional=False,
             mrope=False,
             record_attention=self.compressor.needs_attention,
+            attention_rows=self.compressor.attention_rows,
         )
         self.projection = model.embedding_proj_layer
         self.dim = self.projection.out_features

@@ -98,7 +98,9 @@ class ImageColBERT(ColBERT):
             None if vision_config is None else dict(vision_config), vision_backbone
         )
         vision = VisionEncoder(
-            tower, record_attention=compressor is not None and compressor.needs_attention
+            tower,
+            record_attention=compressor is not None and compressor.needs_attention,
+            attention_rows=compressor.attention_rows if compressor is not None else "all",
         )
         if doc_length is not None and doc_length != vision.num_tokens:
             raise ValueError(

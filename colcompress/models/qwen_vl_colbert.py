@@ -115,7 +115,10 @@ class QwenVLColBERT(LateInteraction):
             audio_processor=parts.audio_processor,
         )
         self.encoder = VLMEncoder(
-            parts.model, bidirectional, record_attention=self.compressor.needs_attention
+            parts.model,
+            bidirectional,
+            record_attention=self.compressor.needs_attention,
+            attention_rows=self.compressor.attention_rows,
         )
         hidden = self.encoder.hidden_size
         self.projection = nn.Linear(hidden, dim or hidden, bias=False)

@@ -23,9 +23,11 @@ class TokenStates:
     extra_hidden : Tensor[B, T, H] or None
         Last-layer states of the T learnable tokens a compressor asked the encoder
         to append (memory tokens, universal queries).
-    attentions : Tensor[B, heads, N + T, N + T] or None
+    attentions : Tensor[B, heads, R, N + T] or None
         Last-layer attention probabilities over the real tokens followed by the
-        appended ones, when asked for.
+        appended ones, when asked for: the rows of every token (``R = N + T``) or,
+        for a compressor with ``attention_rows="appended"``, of the ``T`` appended
+        tokens only.
     is_query : bool
         Whether the batch holds queries (compressors that apply to both sides, such
         as CRISP, size their output differently).

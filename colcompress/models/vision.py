@@ -110,14 +110,21 @@ class VisionEncoder(nn.Module):
         From :func:`load_vision_tower`.
     record_attention : bool
         Make the last layer's attention probabilities available
-        (``output_attentions=True``); only that layer then runs eager attention.
+        (``output_attentions=True``; see
+        :class:`~colcompress.models.encoder.AttentionRecorder`).
+    attention_rows : {"all", "appended"}
+        Record every token's attention row, or only the appended tokens' rows.
     """
 
-    def __init__(self, model: PreTrainedModel, record_attention: bool = False) -> None:
+    def __init__(
+        self, model: PreTrainedModel, record_attention: bool = False, attention_rows: str = "all"
+    ) -> None:
         super().__init__()
         self.model = model
         self._recorder = (
-            AttentionRecorder(last_attention_module(model)) if record_attention else None
+            AttentionRecorder(last_attention_module(model), attention_rows)
+            if record_attention
+            else None
         )
         self._extra: Tensor | None = None
         model.embeddings.register_forward_hook(self._append)
@@ -162,9 +169,12 @@ class VisionEncoder(nn.Module):
         -------
         TokenStates
             ``hidden[B, N, H]`` with an all-True mask; ``extra_hidden[B, T, H]`` and
-            ``attentions[B, heads, N + T, N + T]`` when asked for.
+            ``attentions[B, heads, R, N + T]`` (``R = N + T`` rows, or the ``T``
+            appended ones with ``attention_rows="appended"``) when asked for.
         """
-        with recording(self._recorder, output_attentions, type(self).__name__) as recorded:
+        t = 0 if extra_embeddings is None else extra_embeddings.shape[0]
+        name = type(self).__name__
+        with recording(self._recorder, output_attentions, name, t) as recorded:
             self._extra = extra_embeddings
             try:
                 hidden = self.model(pixel_values=pixel_values).last_hidden_state

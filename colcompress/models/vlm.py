@@ -135,7 +135,10 @@ class VLMEncoder(nn.Module):
         Qwen2.5-Omni always takes its own positions, PaliGemma its ``1 .. N``.
     record_attention : bool
         Make the last layer's attention probabilities available
-        (``output_attentions=True``); only that layer then runs eager attention.
+        (``output_attentions=True``; see
+        :class:`~colcompress.models.encoder.AttentionRecorder`).
+    attention_rows : {"all", "appended"}
+        Record every token's attention row, or only the appended tokens' rows.
 
     Raises
     ------
@@ -149,6 +152,7 @@ class VLMEncoder(nn.Module):
         bidirectional: bool,
         mrope: bool = True,
         record_attention: bool = False,
+        attention_rows: str = "all",
     ) -> None:
         super().__init__()
         kind = model.config.model_type
@@ -169,7 +173,9 @@ class VLMEncoder(nn.Module):
                 if hasattr(module, "is_causal"):
                     module.is_causal = False
         self._recorder = (
-            AttentionRecorder(last_attention_module(language)) if record_attention else None
+            AttentionRecorder(last_attention_module(language), attention_rows)
+            if record_attention
+            else None
         )
 
     @property
@@ -202,9 +208,12 @@ class VLMEncoder(nn.Module):
         -------
         TokenStates
             ``hidden[B, N, H]`` with ``batch.mask``; ``extra_hidden[B, T, H]`` and
-            ``attentions[B, heads, N + T, N + T]`` when asked for.
+            ``attentions[B, heads, R, N + T]`` (``R = N + T`` rows, or the ``T``
+            appended ones with ``attention_rows="appended"``) when asked for.
         """
-        with recording(self._recorder, output_attentions, type(self).__name__) as recorded:
+        t = 0 if extra_embeddings is None else extra_embeddings.shape[0]
+        name = type(self).__name__
+        with recording(self._recorder, output_attentions, name, t) as recorded:
             hidden = self._run(batch, extra_embeddings)
             attentions = recorded()
         n = batch.input_ids.shape[1]

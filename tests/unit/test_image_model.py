@@ -139,14 +139,14 @@ def test_agc_saliency_is_the_universal_queries_attention_over_the_visual_tokens(
     with torch.no_grad():
         states = model._document_states(batch, model.compressor.extra_token_embeddings(), True)
     n, t = CLIP_TOKENS, 5
-    assert states.attentions.shape == (3, 2, n + t, n + t)
+    assert states.attentions.shape == (3, 2, t, n + t)  # the universal queries' rows
     # the last layer's softmax(q k^T / sqrt(d)), recomputed from its input
     attn = layer.self_attn
     x = layer.layer_norm1(inputs[0])
     q = attn.q_proj(x).view(3, n + t, 2, 16).transpose(1, 2)
     k = attn.k_proj(x).view(3, n + t, 2, 16).transpose(1, 2)
     expected = (q @ k.transpose(-1, -2) * 16**-0.5).softmax(-1)
-    torch.testing.assert_close(states.attentions, expected)
+    torch.testing.assert_close(states.attentions, expected[:, :, n:])
     alpha = model.compressor.saliency(states.attentions, states.mask)
     torch.testing.assert_close(alpha, expected[:, :, n:, :n].mean(dim=(1, 2)))
     # the centroids are the most salient visual tokens

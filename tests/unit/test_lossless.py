@@ -11,8 +11,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from scipy.optimize import linprog
 
+from colcompress.compressors import lossless
 from colcompress.compressors.base import Compressed
-from colcompress.compressors.lossless import LosslessPruning, nondominated
+from colcompress.compressors.lossless import LosslessPruning, _separated, nondominated
 from colcompress.models.scoring import maxsim
 from colcompress.models.states import TokenStates
 from tests.conftest import CONF
@@ -33,6 +34,17 @@ def low_rank_doc(n: int, dim: int, rank: int, seed: int) -> np.ndarray:
     x = rng.normal(size=(n, rank)) @ rng.normal(size=(rank, dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x * rng.uniform(0.0, 1.0, size=(n, 1))
+
+
+def clustered_doc(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
+    """Vectors around a few unit directions, norms in [0.3, 1]: short ones inside a
+    cluster are dominated, the others extreme in some direction."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = centres[rng.integers(0, clusters, n)] + 0.3 / np.sqrt(dim) * rng.normal(size=(n, dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x * rng.uniform(0.3, 1.0, size=(n, 1))
 
 
 def _states(mask: torch.Tensor) -> TokenStates:
@@ -92,6 +104,49 @@ def test_agrees_with_the_papers_lp(n: int, dim: int, rank: int, seed: int) -> No
     keep = nondominated(x)
     reference = np.array([not farkas_dominated(x, j) for j in range(n)])
     assert np.array_equal(keep, reference)
+
+
+@pytest.mark.parametrize(
+    ("n", "dim", "clusters", "seed"), [(100, 4, 3, 0), (200, 8, 3, 1), (300, 12, 2, 3)]
+)
+def test_clustered_documents_agree_with_the_papers_lp(
+    n: int, dim: int, clusters: int, seed: int
+) -> None:
+    x = clustered_doc(n, dim, clusters, seed)
+    keep = nondominated(x)
+    reference = np.array([not farkas_dominated(x, j) for j in range(n)])
+    assert np.array_equal(keep, reference)
+    assert 0 < (~keep).sum() < n  # both verdicts occur
+
+
+def test_separation_certifies_only_non_dominated_vectors() -> None:
+    x = np.vstack([clustered_doc(70, 16, 6, 4), low_rank_doc(30, 16, 3, 5)])
+    dominated = np.array([farkas_dominated(x, j) for j in range(len(x))])
+    passed = _separated(x, np.arange(len(x)), 100)
+    assert not (passed & dominated).any()
+    assert passed.sum() > 0.8 * (~dominated).sum()
+    # the first step tests each vector's own direction only
+    own = (x @ x.T).argmax(0) == np.arange(len(x))
+    assert np.array_equal(_separated(x, np.arange(len(x)), 1), own)
+
+
+def test_documents_outside_the_hull_need_no_lp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The far half of a sphere around 3 e_1: each point is the maximum along its
+    normal, most are not along their own direction; the certificates decide every
+    vector without an LP."""
+    rng = np.random.default_rng(6)
+    normals = rng.normal(size=(900, 32))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    x = 3.0 * np.eye(32)[0] + normals[normals[:, 0] > 0][:300]
+    x /= np.linalg.norm(x, axis=1).max()
+    own = (x @ x.T).argmax(0) == np.arange(len(x))
+    assert own.sum() < len(x) / 2
+
+    def no_lp(*args: object) -> None:
+        raise AssertionError("an LP was solved")
+
+    monkeypatch.setattr(lossless, "_test_block", no_lp)
+    assert nondominated(x).all()
 
 
 def _queries(docs: list[np.ndarray], pruned: list[np.ndarray], dim: int, seed: int) -> torch.Tensor:

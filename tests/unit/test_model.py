@@ -206,7 +206,7 @@ def _tiny_backbone():
 
 
 def test_only_the_last_layer_runs_eager_and_its_attention_equals_eager_everywhere():
-    from colcompress.models.encoder import Encoder, last_attention_module
+    from colcompress.models.encoder import RECORDED, Encoder, last_attention_module
 
     model, tokenizer = _tiny_backbone()
     reference = copy.deepcopy(model)
@@ -219,7 +219,7 @@ def test_only_the_last_layer_runs_eager_and_its_attention_equals_eager_everywher
     torch.testing.assert_close(states.attentions, want.attentions[-1])
     torch.testing.assert_close(states.hidden, want.last_hidden_state)
     assert model.config._attn_implementation == "sdpa"
-    assert last_attention_module(model).config._attn_implementation == "eager"
+    assert last_attention_module(model).config._attn_implementation == RECORDED
     assert model.pooler is None  # token states only: no parameter left without gradient
     # with appended tokens: rows of real + appended positions, padding gets no weight
     extra = torch.randn(3, TINY["hidden_size"])
@@ -228,6 +228,68 @@ def test_only_the_last_layer_runs_eager_and_its_attention_equals_eager_everywher
     assert states.attentions.shape == (2, TINY["num_attention_heads"], n + 3, n + 3)
     padded = ~batch["attention_mask"][1].bool()
     assert (states.attentions[1, :, :, :n][..., padded] < 1e-6).all()
+
+
+@pytest.mark.parametrize("random_config", [TINY, None], ids=["tiny", "minilm"])
+def test_appended_rows_are_the_eager_attention_of_the_appended_tokens(random_config):
+    """With attention_rows="appended" every layer keeps SDPA, and the appended tokens'
+    rows (hence AGC's saliency) are those of eager attention on the same layer input
+    (the all-rows recorder's) and, to float32 rounding, of an all-eager backbone."""
+    from colcompress.compressors.agc import AGC
+    from colcompress.models.backbone import load_backbone
+    from colcompress.models.encoder import Encoder, last_attention_module
+
+    torch.manual_seed(0)
+    model, tokenizer = load_backbone("minilm", random_config)
+    model.eval()
+    plain = Encoder(copy.deepcopy(model))
+    every_row = Encoder(copy.deepcopy(model), record_attention=True)
+    reference = copy.deepcopy(model)
+    reference.config._attn_implementation = "eager"
+    eager = []
+    last_attention_module(reference).register_forward_hook(lambda m, a, out: eager.append(out[1]))
+    encoder = Encoder(model, record_attention=True, attention_rows="appended")
+    texts = ["vitamin d deficiency and the risk of bone fractures in older adults", "fish oil"]
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    hidden, t = model.config.hidden_size, 4
+    extra = torch.randn(t, hidden)
+    with torch.no_grad():
+        states = encoder(ids, mask, extra, output_attentions=True)
+        fused = plain(ids, mask, extra)
+        full = every_row(ids, mask, extra, output_attentions=True)
+        want = Encoder(reference)(ids, mask, extra)
+    n = ids.shape[1]
+    assert states.attentions.shape == (2, model.config.num_attention_heads, t, n + t)
+    torch.testing.assert_close(states.attentions, full.attentions[:, :, n:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(states.attentions, eager[-1][:, :, n:], atol=1e-5, rtol=0)
+    agc = AGC(budget=2, hidden_size=hidden, num_queries=t)
+    alpha = agc.saliency(states.attentions, mask.bool())
+    torch.testing.assert_close(alpha, agc.saliency(full.attentions, mask.bool()), atol=1e-6, rtol=0)
+    assert (alpha[~mask.bool()] == 0).all()
+    assert torch.equal(states.hidden, fused.hidden)  # the recorded layer ran SDPA too
+    torch.testing.assert_close(states.hidden, want.hidden)
+    torch.testing.assert_close(states.extra_hidden, want.extra_hidden)
+
+
+def test_agc_records_only_the_appended_rows_and_gradients_reach_its_queries():
+    from colcompress.compressors.agc import AGC
+
+    torch.manual_seed(0)
+    agc = AGC(budget=2, hidden_size=TINY["hidden_size"], num_queries=3)
+    m = ColBERT(random_config=TINY, dim=16, compressor=agc)
+    assert m.encoder._recorder.rows == "appended"
+    d = m.tokenize_documents(["vitamin d deficiency and bone health", "short"])
+    states = m.encoder(d.input_ids, d.attention_mask, agc.extra_token_embeddings(), True)
+    assert states.attentions.shape == (2, TINY["num_attention_heads"], 3, d.input_ids.shape[1] + 3)
+    rows = states.attentions.sum(-1)
+    torch.testing.assert_close(rows, torch.ones_like(rows))  # no attention dropout
+    out = m.encode_documents(d)
+    assert out.vectors.shape == (2, 2, 16)
+    (out.vectors.sum() + out.vectors.square().sum()).backward()
+    assert agc.queries.grad is not None and agc.queries.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="none were appended"):
+        m.encoder(d.input_ids, d.attention_mask, output_attentions=True)
 
 
 def test_recorded_attention_is_the_softmax_also_in_training():

@@ -93,6 +93,14 @@ class RunRecord:
         return Path(data_dir) / self.dataset if data_dir else None
 
     @property
+    def document_split(self) -> dict[str, Any] | None:
+        """The ``dataset.document_split`` that cut the evaluated collection (None: its
+        qrels files are the splits)."""
+        if self.dataset != self.config.get("dataset", {}).get("name"):
+            return None
+        return self.config["dataset"].get("document_split")
+
+    @property
     def split(self) -> str | None:
         return self.results.get("split") or self.config.get("dataset", {}).get("eval_split")
 
@@ -151,12 +159,14 @@ class RunRecord:
         return next((folder / n for n in RANKING_FILES if (folder / n).is_file()), None)
 
     def eval_slice(self) -> tuple[Any, ...]:
-        """(split, max_eval_queries, max_eval_docs, slicing seed): what was evaluated on."""
+        """(split, max_eval_queries, max_eval_docs, slicing seed, document split as
+        JSON): what was evaluated on."""
         ds = self.config.get("dataset", {})
         queries, docs = ds.get("max_eval_queries"), ds.get("max_eval_docs")
         sliced = (queries, docs) != (None, None)
         seed = ds.get("seed", self.config.get("seed")) if sliced else None
-        return (self.split, queries, docs, seed)
+        cut = json.dumps(self.document_split, sort_keys=True) if self.document_split else None
+        return (self.split, queries, docs, seed, cut)
 
 
 @dataclass

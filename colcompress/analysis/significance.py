@@ -17,7 +17,8 @@ from scipy import stats
 
 from colcompress.analysis.records import AnalysisError, RunRecord
 from colcompress.analysis.render import TESTS
-from colcompress.data.beir import load_beir, slice_beir
+from colcompress.data.beir import slice_beir
+from colcompress.data.splits import load_splits
 from colcompress.evaluation.metrics import per_query_scores
 
 Ranking = dict[str, dict[str, float]]
@@ -144,7 +145,8 @@ class Significance:
         self._rankings: dict[Path, Ranking | None] = {}
 
     def qrels(self, run: RunRecord) -> dict[str, dict[str, int]] | None:
-        """The judged qrels of the run's evaluation set (its split, sliced as configured)."""
+        """The judged qrels of the run's evaluation set (its split, cut by the document
+        split and sliced as configured)."""
         folder = Path(self.data_dir) / run.dataset if self.data_dir else run.dataset_dir
         key = (str(folder), run.dataset, run.eval_slice())
         if key in self._qrels:
@@ -154,14 +156,14 @@ class Significance:
             self.notes.append(f"{run.dataset}: no data dir or split recorded, no significance test")
             return None
         try:
-            data = load_beir(folder, run.split)
+            data = load_splits(folder, [run.split], run.document_split)[run.split]
         except (OSError, ValueError) as err:
             self.notes.append(
                 f"{run.dataset}: qrels not loadable ({err}); no significance test "
                 "(point --data-dir at the BEIR folder)"
             )
             return None
-        _, queries, docs, _ = run.eval_slice()
+        _, queries, docs, _, _ = run.eval_slice()
         seed = run.config.get("dataset", {}).get("seed", run.config.get("seed", 0))
         data = slice_beir(data, queries, docs, seed)
         judged = {q: d for q, d in data.qrels.items() if any(r > 0 for r in d.values())}

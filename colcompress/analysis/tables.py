@@ -88,7 +88,7 @@ def check_comparable(runs: list[RunRecord], metrics: list[str]) -> None:
     refuse_unless_one(_group(runs, settings), why, "evaluation.metrics", "evaluation.top_k")
     for dataset, members in _group(runs, lambda r: r.dataset).items():
         why = f"runs on {dataset} were evaluated on different data (split or eval slice)"
-        names = ("split", "max_eval_queries", "max_eval_docs", "slice seed")
+        names = ("split", "max_eval_queries", "max_eval_docs", "slice seed", "document_split")
         refuse_unless_one(_group(members, RunRecord.eval_slice), why, *names)
     for metric in metrics:
         lacking = [str(r.path) for r in runs if metric not in r.metrics]

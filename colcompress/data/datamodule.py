@@ -30,7 +30,6 @@ from colcompress.data.beir import (
     DataFormatError,
     Doc,
     check_layout,
-    load_beir,
     load_beir_splits,
     merge_collections,
     read_lines,
@@ -40,7 +39,7 @@ from colcompress.data.collections import collection_names, resolve_source
 from colcompress.data.conventions import Conventions
 from colcompress.data.download import ensure_beir
 from colcompress.data.negatives import mine_negatives
-from colcompress.data.splits import split_by_documents
+from colcompress.data.splits import load_splits
 
 __all__ = [
     "EpochShuffleSampler",
@@ -633,24 +632,10 @@ class RetrievalDataModule(lightning.LightningDataModule):
             self.train_data, candidates = merge_collections(parts)
             self.train_dataset = self._build_train_dataset(self.train_data, candidates, None)
 
-    def _load_splits(self, splits: list[str]) -> dict[str, BeirData]:
-        """The named splits of the single collection: qrels files, or parts of the
-        ``document_split``."""
-        if self.document_split is None:
-            return load_beir_splits(self.dataset_dir, splits, self.allow_unknown_ids)
-        sizes = dict(self.document_split["sizes"])
-        unknown = [s for s in splits if s not in sizes]
-        if unknown:
-            raise ValueError(
-                f"dataset split {unknown} is not a part of dataset.document_split "
-                f"(parts: {list(sizes)})"
-            )
-        whole = load_beir(self.dataset_dir, self.document_split["source"], self.allow_unknown_ids)
-        return split_by_documents(whole, sizes, int(self.document_split["seed"]))
-
     def _setup_single(self, want_train: bool, want_eval: bool) -> None:
-        splits = [s for s, w in ((self.train_split, want_train), (self.eval_split, want_eval)) if w]
-        loaded = self._load_splits(list(dict.fromkeys(splits)))
+        wanted = [s for s, w in ((self.train_split, want_train), (self.eval_split, want_eval)) if w]
+        splits = list(dict.fromkeys(wanted))
+        loaded = load_splits(self.dataset_dir, splits, self.document_split, self.allow_unknown_ids)
         if want_eval:
             self.eval_data = slice_beir(
                 loaded[self.eval_split], self.max_eval_queries, self.max_eval_docs, self.seed

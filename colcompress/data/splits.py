@@ -8,11 +8,57 @@ image's side, and each side retrieves among its own documents only.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-from colcompress.data.beir import BeirData, DataFormatError
+from colcompress.data.beir import BeirData, DataFormatError, load_beir, load_beir_splits
 
-__all__ = ["split_by_documents"]
+__all__ = ["load_splits", "split_by_documents"]
+
+
+def load_splits(
+    path: str | Path,
+    splits: Sequence[str],
+    document_split: Mapping[str, Any] | None = None,
+    allow_unknown_ids: bool = False,
+) -> dict[str, BeirData]:
+    """The named splits of one collection: its qrels files, or parts of a document split.
+
+    Parameters
+    ----------
+    path : str or Path
+        The dataset directory.
+    splits : sequence of str
+        Split names: ``qrels/<split>.tsv`` files, or parts of ``document_split``.
+    document_split : mapping or None
+        ``{"source": qrels split, "sizes": {part: documents}, "seed": int}`` (the
+        ``dataset.document_split`` setting): the parts of :func:`split_by_documents`
+        of the source split, every part returned.
+    allow_unknown_ids : bool
+        Drop qrels rows naming unknown ids with a counted warning instead of raising.
+
+    Returns
+    -------
+    dict of str to BeirData
+        At least the requested splits.
+
+    Raises
+    ------
+    ValueError
+        A requested split is not a part of ``document_split``.
+    """
+    if document_split is None:
+        return load_beir_splits(path, list(splits), allow_unknown_ids)
+    sizes = dict(document_split["sizes"])
+    unknown = [s for s in splits if s not in sizes]
+    if unknown:
+        raise ValueError(
+            f"dataset split {unknown} is not a part of dataset.document_split "
+            f"(parts: {list(sizes)})"
+        )
+    whole = load_beir(path, document_split["source"], allow_unknown_ids)
+    return split_by_documents(whole, sizes, int(document_split["seed"]))
 
 
 def split_by_documents(data: BeirData, sizes: Mapping[str, int], seed: int) -> dict[str, BeirData]:

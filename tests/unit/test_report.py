@@ -22,6 +22,7 @@ from colcompress.analysis.cli import main
 from colcompress.analysis.records import AnalysisError, RunRecord
 from colcompress.analysis.significance import Significance, fisher_randomization, read_trec
 from colcompress.analysis.tables import build_report
+from colcompress.data.splits import load_splits
 from colcompress.evaluation.metrics import compute_metrics, per_query_scores, write_trec_run
 
 N = 20  # queries, one relevant document each
@@ -262,6 +263,36 @@ def test_mismatched_splits_are_refused(tmp_path: Path, data_dir: Path):
     assert str(tmp_path / "a" / "results.json") in str(err.value)
     assert str(tmp_path / "b" / "results.json") in str(err.value)
     assert "'dev'" in str(err.value) and "'test'" in str(err.value)
+
+
+def test_significance_reads_the_document_split_part_a_run_was_evaluated_on(
+    tmp_path: Path, data_dir: Path
+):
+    """A run on one part of ``dataset.document_split`` is tested on that part's queries
+    (the whole source qrels would count the other part's queries as missed)."""
+    toy = data_dir / "toy"
+    shutil.copy(toy / "qrels" / "test.tsv", toy / "qrels" / "all.tsv")
+    cut = {"source": "all", "sizes": {"train": 16, "test": N + 12 - 16}, "seed": 0}
+    part = load_splits(toy, ["test"], cut)["test"]
+    assert 0 < len(part.qrels) < N
+    records = []
+    for name, ranks in (("none", BASE_RANKS), ("agc", STRONG_RANKS)):
+        run_dir = tmp_path / name
+        write_run(run_dir, data_dir, name, ranks, dataset={"document_split": cut})
+        ranking = {q: d for q, d in _ranking(ranks).items() if q in part.qrels}
+        write_trec_run(ranking, run_dir / "run.trec")
+        results = json.loads((run_dir / "results.json").read_text())
+        results["metrics"] = compute_metrics(part.qrels, ranking, METRICS)
+        (run_dir / "results.json").write_text(json.dumps(results))
+        records.append(RunRecord.from_dir(run_dir))
+    tester = Significance("t-test", 0.05, 1000, 42, None)
+    assert tester.qrels(records[0]) == part.qrels
+    assert tester.compare(records[0], records[1], METRICS) is not None
+    assert not tester.notes
+    other = dict(cut, seed=1)
+    write_run(tmp_path / "other", data_dir, "hpool", BASE_RANKS, dataset={"document_split": other})
+    with pytest.raises(AnalysisError, match="document_split"):
+        build_report([tmp_path / "none", tmp_path / "other"])
 
 
 def test_mismatched_slices_and_metric_settings_are_refused(tmp_path: Path, data_dir: Path):

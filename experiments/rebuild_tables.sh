@@ -23,6 +23,10 @@ report $R/beir_nfcorpus_agc $R/agc_ablation $R/beir_nfcorpus_none $ORDER \
   --metric ndcg@10 --baseline agc@32 --out $T/agc_ablation --name vs_agc
 report $R/cross_collection $R/cross_collection_distilled --metric ndcg@10,recall@10 \
   --baseline "multivector (ref)" --out $T/cross_collection
+report $R/flickr8k_* --order=none,hpool_posthoc,agc --metric recall@1,recall@10,ndcg@10 \
+  --out $T/flickr8k
+"$PY" -m colcompress.report patch-grid $R/flickr8k_none/0 \
+  --out docs/figures/flickr8k_patch_grid.png >/dev/null
 TRANSFER=($R/transfer_{agc,hpool,hpool_posthoc} $R/posthoc_hpool $R/train_budget_agc
   $R/beir_nfcorpus_{agc,hpool,none})
 report --budget-columns "${TRANSFER[@]}" $ORDER --metric ndcg@10,recall@10 --out $T/transfer_budget

@@ -6,7 +6,8 @@
 # Sequential and resumable like cpu_scale.sh; about 40 minutes on 2 quiet CPU cores.
 #
 #   bash experiments/flickr8k.sh [OUT]        # default OUT: logs/flickr8k_study
-#   EXTRA="debug=default index=flat" bash experiments/flickr8k.sh /tmp/smoke
+#   EXTRA="debug=default model=vit_tiny index=flat evaluation.baselines=[random]" \
+#       bash experiments/flickr8k.sh /tmp/smoke   # every stage at debug size (a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-logs/flickr8k_study}

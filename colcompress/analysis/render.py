@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from colcompress.analysis.tables import Cell, Report
 
 FORMATS = ("md", "csv", "tex")
-TESTS = ("t-test", "fisher")  # the paired tests' CLI names (see analysis.significance)
 TEST_NAMES = {"t-test": "paired t-test", "fisher": "Fisher's randomization test"}
+TESTS = tuple(TEST_NAMES)  # the CLI names of the tests of analysis.significance
 MARK = "†"
 CSV_COLUMNS = (
     "row kind method dataset column budget train_budget metric value pct_of_baseline p_value "

@@ -43,6 +43,8 @@ def _table_parser() -> argparse.ArgumentParser:
     add("--order", default="", help="methods in row order, comma-separated (default: as found)")
     add("--data-dir", help="BEIR folder for the qrels (default: as recorded)")
     add("--digits", type=int, default=3, help="decimals of metric values")
+    published = "CSV method,dataset,budget,metric,pct of published %% of the uncompressed model"
+    add("--published", help=published + ", set beside each run's %%")
     add("--out", help="output folder (default: the first path, if a folder)")
     add("--format", default="md,csv,tex", help="files to write: md,csv,tex")
     add("--name", default="report", help="file name stem (report)")

@@ -9,6 +9,7 @@ column, and the p-value of a paired test against the baseline run
 
 from __future__ import annotations
 
+import csv
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ class Cell:
     ``metrics`` holds every metric of the run, or of the reference baseline (``run``
     None); per metric, ``pct`` is its percentage of the baseline row's value on the
     same column, ``p_value`` the test against the baseline (None: not tested) and
-    ``significant`` whether ``p_value < alpha``.
+    ``significant`` whether ``p_value < alpha``; ``published`` the published percentage
+    of the same method on the same dataset (and budget), from ``--published``.
     """
 
     row: str
@@ -39,6 +41,7 @@ class Cell:
     pct: dict[str, float | None] = field(default_factory=dict)
     p_value: dict[str, float | None] = field(default_factory=dict)
     significant: dict[str, bool] = field(default_factory=dict)
+    published: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +58,51 @@ class Report:
     failed: list[FailedRun]
     notes: list[str]
     digits: int = 3
+    published: Path | None = None
+
+
+PUBLISHED_COLUMNS = ("method", "dataset", "budget", "metric", "pct")
+
+PublishedKey = tuple[str, str, int | None, str]
+
+
+def read_published(path: Path) -> dict[PublishedKey, float]:
+    """Published results to set beside the runs: a CSV with the columns
+    ``method,dataset,budget,metric,pct``, ``pct`` the method's percentage of its own
+    uncompressed model, ``budget`` empty for any budget.
+
+    Returns
+    -------
+    dict
+        ``(method, dataset, budget or None, metric) -> pct``.
+
+    Raises
+    ------
+    AnalysisError
+        The file is unreadable, lacks a column, repeats a key or holds a value that is
+        not a number; the message names the file and line.
+    """
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            header, rows = reader.fieldnames or [], list(reader)
+    except OSError as err:
+        raise AnalysisError(f"{path}: unreadable published results ({err})") from None
+    missing = [c for c in PUBLISHED_COLUMNS if c not in header]
+    if missing:
+        raise AnalysisError(f"{path}: missing column(s) {', '.join(missing)}")
+    published: dict[PublishedKey, float] = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            budget = int(row["budget"]) if row["budget"].strip() else None
+            key = (row["method"].strip(), row["dataset"].strip(), budget, row["metric"].strip())
+            value = float(row["pct"])
+        except (TypeError, ValueError):
+            raise AnalysisError(f"{path}:{line}: budget and pct must be numbers: {row}") from None
+        if key in published:
+            raise AnalysisError(f"{path}:{line}: {key} is given twice")
+        published[key] = value
+    return published
 
 
 def check_comparable(runs: list[RunRecord], metrics: list[str]) -> None:
@@ -147,6 +195,7 @@ def build_report(
     digits: int = 3,
     order: list[str] | None = None,
     average: bool | None = None,
+    published: str | Path | None = None,
 ) -> Report:
     """Collect the runs below ``paths`` into tables.
 
@@ -177,13 +226,18 @@ def build_report(
         Add an ``average`` column, each row's unweighted mean over the dataset columns
         where it has them all (Table 2). None: when a run evaluated several
         collections. Not with ``budget_columns``.
+    published : str, Path or None
+        A CSV of published percentages (see :func:`read_published`), set beside the
+        percentage of each run of the same method, dataset and budget.
 
     Raises
     ------
     AnalysisError
-        Nothing found, an unknown test, or runs that may not be compared (see
-        :func:`check_comparable`).
+        Nothing found, an unknown test, runs that may not be compared (see
+        :func:`check_comparable`), or an unreadable ``published`` file.
     """
+    published_path = Path(published) if published else None
+    paper = read_published(published_path) if published_path else {}
     tester = Significance(test, alpha, permutations, seed, Path(data_dir) if data_dir else None)
     runs, failed = find_runs(paths)
     notes: list[str] = []
@@ -294,6 +348,13 @@ def build_report(
         for metric, p in (tested[key] or {}).items():
             cell.p_value[metric] = None if math.isnan(p) else p
             cell.significant[metric] = not math.isnan(p) and p < alpha
+    for cell in cells.values():
+        for metric in metrics if cell.run is not None else []:
+            for budget in (cell.run.budget, None):
+                pct = paper.get((cell.run.method, cell.dataset, budget, metric))
+                if pct is not None:
+                    cell.published[metric] = pct
+                    break
     notes += tester.notes
 
     order = list(order or [])
@@ -318,4 +379,6 @@ def build_report(
 
     rows = sorted(row_runs, key=sort_key)
     notes = list(dict.fromkeys(notes))  # each note once
-    return Report(metrics, rows, columns, cells, baseline, test, alpha, failed, notes, digits)
+    return Report(
+        metrics, rows, columns, cells, baseline, test, alpha, failed, notes, digits, published_path
+    )

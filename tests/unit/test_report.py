@@ -432,3 +432,49 @@ def test_archiving_a_missing_stage_fails_naming_it(tmp_path: Path):
     )
     assert out.returncode == 1 and f"{tmp_path}/nope: no such stage directory" in out.stderr
     assert not (tmp_path / "dest").exists()
+
+
+def test_published_percentages_sit_beside_the_runs(sweep: Path, tmp_path: Path):
+    paper = tmp_path / "paper.csv"
+    paper.write_text(
+        "method,dataset,budget,metric,pct\n"
+        "agc,toy,32,ndcg@10,97.0\n"
+        "agc,toy,5,ndcg@10,80.0\n"  # another budget: not this run's
+        "hpool,toy,,ndcg@10,90.8\n"  # any budget
+    )
+    report = build_report([sweep], metrics=METRICS, published=paper)
+    assert report.cells["agc@32", "toy"].published == {"ndcg@10": 97.0}
+    assert report.cells["hpool@32", "toy"].published == {"ndcg@10": 90.8}
+    assert report.cells["none", "toy"].published == {}
+    agc = report.cells["agc@32", "toy"]
+    md = render.markdown(report)
+    assert f"({agc.pct['ndcg@10']:.1f}%, paper 97.0%)†" in md and "(paper.csv)" in md
+    assert r"paper 97.0\%)$^\dagger$" in render.latex(report)
+    rows = _csv_rows(report)
+    assert rows["agc@32", "ndcg@10"]["published_pct"] == "97.0"
+    assert rows["agc@32", "recall@10"]["published_pct"] == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "method,dataset,metric,pct\nagc,toy,ndcg@10,97\n",
+            r"paper.csv: missing column\(s\) budget",
+        ),
+        ("method,dataset,budget,metric,pct\nagc,toy,32,ndcg@10,high\n", r"paper.csv:2: budget and"),
+        (
+            "method,dataset,budget,metric,pct\nagc,toy,,ndcg@10,1\nagc,toy,,ndcg@10,2\n",
+            r"paper.csv:3: .* given twice",
+        ),
+    ],
+)
+def test_bad_published_files_are_refused_naming_the_line(
+    sweep: Path, tmp_path: Path, text: str, error: str
+):
+    paper = tmp_path / "paper.csv"
+    paper.write_text(text)
+    with pytest.raises(AnalysisError, match=error):
+        build_report([sweep], published=paper)
+    with pytest.raises(AnalysisError, match="nowhere.csv: unreadable"):
+        build_report([sweep], published=tmp_path / "nowhere.csv")

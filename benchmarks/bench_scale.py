@@ -46,7 +46,7 @@ from benchmarks import common
 from colcompress.data.beir import BeirData, Doc, load_beir, slice_beir
 from colcompress.evaluation.evaluator import evaluate_model
 from colcompress.evaluation.metrics import compute_metrics
-from colcompress.evaluation.utilization import UtilizationAnalysis
+from colcompress.evaluation.utilization_analysis import UtilizationAnalysis
 from colcompress.index import Index
 
 MODES = ("in memory", "chunked")

@@ -30,7 +30,7 @@ from colcompress.compressors.base import Compressor
 from colcompress.evaluation.baselines import evaluate_baselines, zero_shot_model
 from colcompress.evaluation.evaluator import EvalTarget, IndexEvaluator, fit_corpus_statistics
 from colcompress.evaluation.results import write_json
-from colcompress.evaluation.utilization import UtilizationAnalysis
+from colcompress.evaluation.utilization_analysis import UtilizationAnalysis
 from colcompress.hub import set_offline
 from colcompress.logging_setup import close_loggers, finish_failed_run, log_results, make_loggers
 from colcompress.models.colbert import ColBERT

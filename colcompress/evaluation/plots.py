@@ -16,12 +16,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from colcompress.atomic import atomic_path
+from colcompress.evaluation.utilization import UtilizationStats
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.image import AxesImage
-
-    from colcompress.evaluation.utilization import UtilizationStats
 
 
 def new_figure(width: float, height: float) -> Figure:

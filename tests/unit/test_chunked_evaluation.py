@@ -11,7 +11,7 @@ import torch
 from colcompress.data.beir import BeirData, Doc
 from colcompress.evaluation.encode import encode, encode_to_store
 from colcompress.evaluation.evaluator import evaluate_model
-from colcompress.evaluation.utilization import UtilizationAnalysis
+from colcompress.evaluation.utilization_analysis import UtilizationAnalysis
 from colcompress.index import FlatIndex, VectorStore
 from colcompress.models.colbert import ColBERT
 

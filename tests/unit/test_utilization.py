@@ -14,12 +14,12 @@ import torch
 from colcompress.evaluation import plots
 from colcompress.evaluation.utilization import (
     UtilizationAccumulator,
-    UtilizationAnalysis,
     UtilizationStats,
     coefficient_of_variation,
     gini,
     utilization_from_vectors,
 )
+from colcompress.evaluation.utilization_analysis import UtilizationAnalysis
 from colcompress.index.store import VectorStoreWriter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

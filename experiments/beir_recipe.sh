@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The budget-32 BEIR recipe table of docs/results.md, on NFCorpus and SciFact: per
+# collection the uncompressed model (`none`, experiment=beir_table: the recipe that
+# scored best on NFCorpus dev), every compressor trained with the recipe from it
+# (experiment=beir_recipe: two-stage, distillation from `none`, initialisations) and
+# H-Pool post hoc on it; then the table (nDCG@10, Recall@10, % of none, paired t-test
+# against none, the paper's % beside it: experiments/published/qin2026_table2.csv).
+# Sequential and resumable like cpu_scale.sh; about 2 hours on 2 quiet CPU cores.
+#
+#   bash experiments/beir_recipe.sh [OUT]        # default OUT: logs/beir_recipe_study
+#   EXTRA="debug=default index=flat evaluation.baselines=[]" \
+#       bash experiments/beir_recipe.sh /tmp/smoke   # every stage at debug size
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-logs/beir_recipe_study}
+PY=${PY:-.venv/bin/python}
+DATASETS=${DATASETS:-nfcorpus scifact}
+export WANDB_MODE=${WANDB_MODE:-offline} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
+mkdir -p "$OUT"
+
+source experiments/stages.sh
+
+stages=()
+for ds in $DATASETS; do
+  stage "${ds}_none" experiment=beir_table compressor=none "dataset=$ds"
+  NONE_CKPT=$(run_dir "${ds}_none" none "$ds")/checkpoints/last.ckpt
+  stage "${ds}_recipe" experiment=beir_recipe "dataset=$ds" "none_ckpt=$NONE_CKPT"
+  stage "${ds}_posthoc" experiment=beir_recipe "dataset=$ds" compressor=hpool_posthoc \
+    train=false "none_ckpt=$NONE_CKPT"
+  stages+=("${ds}_none" "${ds}_recipe" "${ds}_posthoc")
+done
+
+T=$OUT/tables/beir_recipe
+"$PY" -m colcompress.report "${stages[@]/#/$OUT/}" \
+  --order=none,hpool_posthoc,seqresize,memtok,hpool,agc,crisp \
+  --metric ndcg@10,recall@10 --published experiments/published/qin2026_table2.csv --out "$T"
+bash experiments/archive_runs.sh "$OUT" "$OUT/runs" "${stages[@]}"
+echo "table in $T, its runs in $OUT/runs"

@@ -47,6 +47,7 @@ STALE_AFTER_S = 3600.0
 TRAINING_ARGS = (
     "lr",
     "projection_lr",
+    "compressor_lr",
     "weight_decay",
     "warmup_steps",
     "temperature",

@@ -49,7 +49,12 @@ class RetrievalModule(L.LightningModule):
     lr : float
         Peak learning rate of the backbone.
     projection_lr : float or None
-        Learning rate of the projection and compressor parameters (None: ``lr``).
+        Learning rate of the projection and of every other parameter outside the
+        encoders and the compressor (None: ``lr``).
+    compressor_lr : float or None
+        Learning rate of the compressor's own parameters (SeqResize's MLP, MemTok's
+        memory tokens, AGC's universal queries; None: ``projection_lr``). New
+        parameters on a trained encoder need a larger step than the encoder's.
     weight_decay : float
     warmup_steps : int
         Linear warm-up, then linear decay to 0 over the run.
@@ -102,6 +107,7 @@ class RetrievalModule(L.LightningModule):
         freeze_layers: int = 0,
         pair_distillation_weight: float = 0.0,
         freeze_encoder_steps: int = 0,
+        compressor_lr: float | None = None,
     ) -> None:
         super().__init__()
         if max(contrastive_weight, distillation_weight, pair_distillation_weight) <= 0:
@@ -140,6 +146,7 @@ class RetrievalModule(L.LightningModule):
             teacher.requires_grad_(False).eval()
         self.lr = lr
         self.projection_lr = projection_lr or lr
+        self.compressor_lr = compressor_lr or self.projection_lr
         self.weight_decay = weight_decay
         self.warmup_steps = warmup_steps
         self.temperature = temperature
@@ -220,10 +227,13 @@ class RetrievalModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         backbone = [p for encoder in self.model.encoders for p in encoder.parameters()]
         backbone_ids = {id(p) for p in backbone}
-        head = [p for p in self.model.parameters() if id(p) not in backbone_ids]
+        compressor = list(self.model.compressor.parameters())
+        own_ids = backbone_ids | {id(p) for p in compressor}
+        head = [p for p in self.model.parameters() if id(p) not in own_ids]
         groups = [
             {"params": [p for p in backbone if p.requires_grad], "lr": self.lr},
             {"params": [p for p in head if p.requires_grad], "lr": self.projection_lr},
+            {"params": [p for p in compressor if p.requires_grad], "lr": self.compressor_lr},
         ]
         optimizer = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)

@@ -306,3 +306,28 @@ def test_self_distillation_from_a_plain_teacher_runs(kl: float, pair: float):
     loss.backward()
     assert torch.isfinite(loss) and loss > 0
     assert student.projection.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("projection_lr", "compressor_lr", "expected"),
+    [(None, None, (1e-5, 1e-5)), (1e-3, None, (1e-3, 1e-3)), (1e-4, 1e-2, (1e-4, 1e-2))],
+)
+def test_each_parameter_gets_its_groups_learning_rate(projection_lr, compressor_lr, expected):
+    from colcompress.compressors.memtok import MemTok
+
+    model = ColBERT(random_config=TINY, dim=16, doc_length=16, compressor=MemTok(2, 32))
+    module = RetrievalModule(
+        model, lr=1e-5, projection_lr=projection_lr, compressor_lr=compressor_lr
+    )
+    module.trainer = L.Trainer(max_steps=10, logger=False, enable_progress_bar=False)
+    optimizer = module.configure_optimizers()["optimizer"]
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert len(lr_of) == sum(1 for _ in model.parameters())
+    projection, compressor = expected
+    for name, p in model.named_parameters():
+        if name.startswith("compressor."):
+            assert lr_of[id(p)] == compressor, name
+        elif name.startswith("projection."):
+            assert lr_of[id(p)] == projection, name
+        else:
+            assert lr_of[id(p)] == 1e-5, name

@@ -103,8 +103,8 @@ def test_beir_recipe_starts_every_compressor_from_the_none_model(debug: list[str
         inits[name] = compressor.init if name in ("seqresize", "memtok", "agc") else None
     assert inits == {
         "seqresize": "avgpool",
-        "memtok": "backbone",
-        "agc": "backbone",
+        "memtok": "normal",
+        "agc": "normal",
         "hpool": None,
         "crisp": None,
     }

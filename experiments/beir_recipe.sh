@@ -4,7 +4,8 @@
 # scored best on NFCorpus dev), every compressor trained with the recipe from it
 # (experiment=beir_recipe: two-stage, distillation from `none`, initialisations) and
 # H-Pool post hoc on it; then the table (nDCG@10, Recall@10, % of none, paired t-test
-# against none, the paper's % beside it: experiments/published/qin2026_table2.csv).
+# against none, the paper's % beside it: experiments/published/qin2026_table2.csv);
+# the best two methods (H-Pool post hoc and trained) at budgets 5 and 128 beside 32.
 # Sequential and resumable like cpu_scale.sh; about 2 hours on 2 quiet CPU cores.
 #
 #   bash experiments/beir_recipe.sh [OUT]        # default OUT: logs/beir_recipe_study
@@ -21,18 +22,26 @@ mkdir -p "$OUT"
 source experiments/stages.sh
 
 stages=()
+budget_stages=()
 for ds in $DATASETS; do
   stage "${ds}_none" experiment=beir_table compressor=none "dataset=$ds"
   NONE_CKPT=$(run_dir "${ds}_none" none "$ds")/checkpoints/last.ckpt
   stage "${ds}_recipe" experiment=beir_recipe "dataset=$ds" "none_ckpt=$NONE_CKPT"
   stage "${ds}_posthoc" experiment=beir_recipe "dataset=$ds" compressor=hpool_posthoc \
     train=false "none_ckpt=$NONE_CKPT"
+  stage "${ds}_budgets" experiment=beir_recipe "dataset=$ds" "none_ckpt=$NONE_CKPT" \
+    compressor=hpool budget=5,128
+  stage "${ds}_posthoc_budgets" experiment=beir_recipe "dataset=$ds" compressor=hpool_posthoc \
+    train=false "none_ckpt=$NONE_CKPT" budget=5,128
   stages+=("${ds}_none" "${ds}_recipe" "${ds}_posthoc")
+  budget_stages+=("${ds}_budgets" "${ds}_posthoc_budgets")
 done
 
 T=$OUT/tables/beir_recipe
 "$PY" -m colcompress.report "${stages[@]/#/$OUT/}" \
   --order=none,hpool_posthoc,seqresize,memtok,hpool,agc,crisp \
   --metric ndcg@10,recall@10 --published experiments/published/qin2026_table2.csv --out "$T"
-bash experiments/archive_runs.sh "$OUT" "$OUT/runs" "${stages[@]}"
+"$PY" -m colcompress.report --budget-columns "${stages[@]/#/$OUT/}" "${budget_stages[@]/#/$OUT/}" \
+  --order=none,hpool_posthoc,hpool --metric ndcg@10,recall@10 --out "$T" --name budgets
+bash experiments/archive_runs.sh "$OUT" "$OUT/runs" "${stages[@]}" "${budget_stages[@]}"
 echo "table in $T, its runs in $OUT/runs"

@@ -39,3 +39,10 @@ ABLATION=($R/beir_nfcorpus_agc/0 $R/agc_ablation/{0,1,2})
   --out docs/figures/utilization_agc_ablation.png 2>/dev/null
 "$PY" -m colcompress.report correlate "${ABLATION[@]}" \
   --metrics ndcg@10 recall@10 --out $T/utilization_agc_ablation >/dev/null 2>&1
+RECIPE=($R/recipe_{nfcorpus,scifact}_{none,recipe,posthoc})
+report "${RECIPE[@]}" --order=none,hpool_posthoc,seqresize,memtok,hpool,agc,crisp \
+  --metric ndcg@10,recall@10 --published experiments/published/qin2026_table2.csv \
+  --out $T/beir_recipe
+report --budget-columns $R/recipe_budgets --order=none,hpool_posthoc,hpool \
+  --metric ndcg@10,recall@10 --out $T/beir_recipe --name budgets
+report $R/recipe_dev --metric ndcg@10,recall@10 --out $T/recipe_dev

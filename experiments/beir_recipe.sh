@@ -23,6 +23,7 @@ source experiments/stages.sh
 
 stages=()
 budget_stages=()
+budget_runs=()
 for ds in $DATASETS; do
   stage "${ds}_none" experiment=beir_table compressor=none "dataset=$ds"
   NONE_CKPT=$(run_dir "${ds}_none" none "$ds")/checkpoints/last.ckpt
@@ -35,13 +36,16 @@ for ds in $DATASETS; do
     train=false "none_ckpt=$NONE_CKPT" budget=5,128
   stages+=("${ds}_none" "${ds}_recipe" "${ds}_posthoc")
   budget_stages+=("${ds}_budgets" "${ds}_posthoc_budgets")
+  # the budgets table: none, H-Pool post hoc and trained H-Pool (at 32 from the recipe sweep)
+  budget_runs+=("$OUT/${ds}_none" "$OUT/${ds}_posthoc" "$(run_dir "${ds}_recipe" hpool "$ds")"
+    "$OUT/${ds}_budgets" "$OUT/${ds}_posthoc_budgets")
 done
 
 T=$OUT/tables/beir_recipe
 "$PY" -m colcompress.report "${stages[@]/#/$OUT/}" \
   --order=none,hpool_posthoc,seqresize,memtok,hpool,agc,crisp \
   --metric ndcg@10,recall@10 --published experiments/published/qin2026_table2.csv --out "$T"
-"$PY" -m colcompress.report --budget-columns "${stages[@]/#/$OUT/}" "${budget_stages[@]/#/$OUT/}" \
+"$PY" -m colcompress.report --budget-columns "${budget_runs[@]}" \
   --order=none,hpool_posthoc,hpool --metric ndcg@10,recall@10 --out "$T" --name budgets
 bash experiments/archive_runs.sh "$OUT" "$OUT/runs" "${stages[@]}" "${budget_stages[@]}"
 echo "table in $T, its runs in $OUT/runs"

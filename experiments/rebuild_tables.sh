@@ -43,6 +43,8 @@ RECIPE=($R/recipe_{nfcorpus,scifact}_{none,recipe,posthoc})
 report "${RECIPE[@]}" --order=none,hpool_posthoc,seqresize,memtok,hpool,agc,crisp \
   --metric ndcg@10,recall@10 --published experiments/published/qin2026_table2.csv \
   --out $T/beir_recipe
-report --budget-columns $R/recipe_budgets --order=none,hpool_posthoc,hpool \
+report --budget-columns $R/recipe_budgets --order=none,hpool_posthoc,hpool,agc \
   --metric ndcg@10,recall@10 --out $T/beir_recipe --name budgets
 report $R/recipe_dev --metric ndcg@10,recall@10 --out $T/recipe_dev
+report $R/recipe_dev --metric ndcg@10,recall@10 --baseline agc_init_normal --out $T/recipe_dev \
+  --name vs_agc

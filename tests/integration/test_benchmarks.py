@@ -32,6 +32,7 @@ def bench(tmp_path: Path, script: str, *args: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.data
 def test_compress_cost(tmp_path: Path):
     rows = bench(tmp_path, "bench_compress_cost", "--rounds", "1", "--only", "hpool (scipy)")[
         "rows"
@@ -43,6 +44,7 @@ def test_compress_cost(tmp_path: Path):
     assert 0.0 < hpool["compressor_s"] < hpool["encode_s"]
 
 
+@pytest.mark.data
 def test_hpool_backends_agree(tmp_path: Path):
     rows = bench(tmp_path, "bench_hpool", "--budgets", "5", "32")["rows"]
     assert len(rows) == 6
@@ -50,6 +52,7 @@ def test_hpool_backends_agree(tmp_path: Path):
     assert all(r["docs_per_s"] > 0 for r in rows)
 
 
+@pytest.mark.data
 def test_roofline(tmp_path: Path):
     rows = bench(tmp_path, "bench_roofline", "--repeats", "1", "--matmul-size", "256")["rows"]
     encoding, executed, useful = rows
@@ -57,6 +60,7 @@ def test_roofline(tmp_path: Path):
     assert encoding["gflop"] > 0 and executed["gflop"] >= useful["gflop"] > 0
 
 
+@pytest.mark.data
 def test_peers(tmp_path: Path):
     rows = bench(tmp_path, "bench_peers", "--repeats", "1")["rows"]
     assert [r["index"].split()[0] for r in rows] == ["flat", "colcompress", "colcompress", "PyLate"]
@@ -64,18 +68,21 @@ def test_peers(tmp_path: Path):
     assert all(0.0 <= r["recall_at_k_vs_exact"] <= 1.0 and r["index_bytes"] > 0 for r in rows)
 
 
+@pytest.mark.data
 def test_train_step(tmp_path: Path):
     rows = bench(tmp_path, "bench_train_step", "--rounds", "1")["rows"]
     assert [r["loop"] for r in rows] == ["bare PyTorch loop", "lightning.Trainer"]
     assert all(r["step_s"] > 0 for r in rows)
 
 
+@pytest.mark.data
 def test_lossless(tmp_path: Path):
     rows = bench(tmp_path, "bench_lossless", "--workers", "1")["rows"]
     assert [r["strategy"] for r in rows] == ["lp", "lp_svd"]
     assert all(0.0 <= r["pruned"] < 1.0 and r["docs_per_s"] > 0 for r in rows)
 
 
+@pytest.mark.data
 def test_memory(tmp_path: Path):
     rows = bench(tmp_path, "bench_memory", "--only", "none", "hpool (scipy)")["rows"]
     none, hpool = rows

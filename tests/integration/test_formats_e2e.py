@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from tests.checkpoints import write_stanford
 from tests.integration.helpers import colcompress, load_results
 
 
+@pytest.mark.data
 def test_zero_shot_stanford_checkpoint_builds_a_fastplaid_index(tmp_path: Path):
     metadata = {"query_maxlen": 16, "doc_maxlen": 48, "dim": 16}
     folder = write_stanford(tmp_path / "colbert", metadata).folder

@@ -3,7 +3,7 @@
 # tried, on NFCorpus dev"): one change at a time against experiment=beir_recipe, from
 # the same uncompressed model, scored on the dev split with exact search. SciFact has
 # no dev split, so every recipe choice is made here. Sequential and resumable like
-# beir_recipe.sh; about 2.5 hours on 2 quiet CPU cores.
+# beir_recipe.sh; about 4.5 hours on 2 quiet CPU cores.
 #
 #   NONE=<OUT of beir_recipe.sh>/nfcorpus_none/0/checkpoints/last.ckpt \
 #       bash experiments/recipe_dev.sh [OUT]      # default OUT: logs/recipe_dev
@@ -42,8 +42,14 @@ dev none_distill_zs experiment=beir_table compressor=none training.teacher_zero_
 dev memtok_recipe "${RECIPE[@]}" compressor=memtok recipe.init.memtok=backbone
 dev memtok_init_normal "${RECIPE[@]}" compressor=memtok
 dev memtok_steps340 "${RECIPE[@]}" compressor=memtok trainer.max_steps=340
+dev memtok_steps680 "${RECIPE[@]}" compressor=memtok trainer.max_steps=680
+dev memtok_steps85 "${RECIPE[@]}" compressor=memtok trainer.max_steps=85
+dev memtok_doc300 "${RECIPE[@]}" compressor=memtok training.doc_length=300
 dev memtok_clr1e-3 "${RECIPE[@]}" compressor=memtok recipe.init.memtok=backbone \
   training.compressor_lr=1e-3
+dev seqresize_recipe "${RECIPE[@]}" compressor=seqresize
+dev seqresize_steps340 "${RECIPE[@]}" compressor=seqresize trainer.max_steps=340
+dev seqresize_init_random "${RECIPE[@]}" compressor=seqresize recipe.init.seqresize=random
 dev agc_recipe "${RECIPE[@]}" compressor=agc recipe.init.agc=backbone
 dev agc_init_normal "${RECIPE[@]}" compressor=agc
 dev agc_steps340 "${RECIPE[@]}" compressor=agc trainer.max_steps=340
@@ -51,6 +57,8 @@ dev agc_nokl "${RECIPE[@]}" compressor=agc training.distillation_weight=0
 dev agc_pair "${RECIPE[@]}" compressor=agc training.pair_distillation_weight=1
 dev agc_prop "${RECIPE[@]}" compressor=agc compressor.budget_mode=proportional
 dev hpool_posthoc "${RECIPE[@]}" compressor=hpool_posthoc train=false
+dev hpool_posthoc_protect0 "${RECIPE[@]}" compressor=hpool_posthoc train=false \
+  compressor.protected_tokens=0
 dev hpool_posthoc_prop "${RECIPE[@]}" compressor=hpool_posthoc train=false \
   compressor.budget_mode=proportional
 dev hpool_posthoc_hidden "${RECIPE[@]}" compressor=hpool_posthoc train=false \

@@ -3,7 +3,7 @@
 # tried, on NFCorpus dev"): one change at a time against experiment=beir_recipe, from
 # the same uncompressed model, scored on the dev split with exact search. SciFact has
 # no dev split, so every recipe choice is made here. Sequential and resumable like
-# beir_recipe.sh; about 4.5 hours on 2 quiet CPU cores.
+# beir_recipe.sh; about 4.7 hours on 2 quiet CPU cores.
 #
 #   NONE=<OUT of beir_recipe.sh>/nfcorpus_none/0/checkpoints/last.ckpt \
 #       bash experiments/recipe_dev.sh [OUT]      # default OUT: logs/recipe_dev
@@ -53,6 +53,7 @@ dev seqresize_init_random "${RECIPE[@]}" compressor=seqresize recipe.init.seqres
 dev agc_recipe "${RECIPE[@]}" compressor=agc recipe.init.agc=backbone
 dev agc_init_normal "${RECIPE[@]}" compressor=agc
 dev agc_steps340 "${RECIPE[@]}" compressor=agc trainer.max_steps=340
+dev agc_freeze0 "${RECIPE[@]}" compressor=agc training.freeze_encoder_steps=0
 dev agc_nokl "${RECIPE[@]}" compressor=agc training.distillation_weight=0
 dev agc_pair "${RECIPE[@]}" compressor=agc training.pair_distillation_weight=1
 dev agc_prop "${RECIPE[@]}" compressor=agc compressor.budget_mode=proportional

@@ -16,10 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-logs/beir_recipe_study}
-PY=${PY:-.venv/bin/python}
 DATASETS=${DATASETS:-nfcorpus scifact}
-export WANDB_MODE=${WANDB_MODE:-offline} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
-mkdir -p "$OUT"
 
 source experiments/stages.sh
 

@@ -13,9 +13,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-logs/recipe_dev}
-PY=${PY:-.venv/bin/python}
-export WANDB_MODE=${WANDB_MODE:-offline} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
-mkdir -p "$OUT"
 
 source experiments/stages.sh
 

@@ -1,5 +1,8 @@
-# Shared by the study scripts (sourced after OUT and PY are set): run a stage once,
-# find a finished run.
+# Shared by the study scripts (sourced after OUT is set): the interpreter, offline
+# logging, the output folder; run a stage once, find a finished run.
+PY=${PY:-.venv/bin/python}
+export WANDB_MODE=${WANDB_MODE:-offline} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
+mkdir -p "$OUT"
 
 # EXTRA: overrides appended to every job (word-split on purpose)
 # shellcheck disable=SC2086
